@@ -1,0 +1,68 @@
+/**
+ * Configuration: wrangler `vars` (or `--var KEY:VALUE`) parsed once, at the edge,
+ * into a typed object. A bad value fails with the variable's name in the message.
+ */
+import { z } from "zod";
+
+/** Vars arrive as strings from `--var` and `.dev.vars`, as numbers from wrangler.toml. */
+const integer = (fallback: number, min: number, max: number) =>
+  z.coerce
+    .number({ error: "must be a number" })
+    .int({ error: "must be a whole number" })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` })
+    .default(fallback);
+
+export const ConfigSchema = z.object({
+  /** How often the server pings each client (Engine.IO heartbeat). */
+  PING_INTERVAL_MS: integer(25_000, 50, 3_600_000),
+  /** How long a ping may go unanswered before the connection is closed. */
+  PING_TIMEOUT_MS: integer(20_000, 50, 3_600_000),
+  /**
+   * Largest frame a client may send. A chat message of MAX_MESSAGE_LENGTH (4000) UTF-16
+   * units is at most 12 KB as UTF-8, 24 KB if every character needs a JSON escape; 64 KiB
+   * holds that with its envelope and still bounds what one frame can cost us.
+   */
+  MAX_PAYLOAD_BYTES: integer(65_536, 1_024, 16_777_216),
+  /** How long a new connection may take to CONNECT to a namespace. */
+  CONNECT_TIMEOUT_MS: integer(45_000, 100, 3_600_000),
+  /** A `typing` not renewed or stopped within this expires (the room emits `stop-typing`). */
+  TYPING_TIMEOUT_MS: integer(5_000, 100, 600_000),
+  /** Longest chat message, in characters (UTF-16 code units, as JavaScript counts). */
+  MAX_MESSAGE_LENGTH: integer(4_000, 1, 100_000),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the Worker's env; throws a ConfigError naming every bad variable. */
+export function parseConfig(env: Record<string, unknown>): Config {
+  const vars = Object.fromEntries(
+    Object.keys(ConfigSchema.shape).map((key) => [key, blankToUndefined(env[key])]),
+  );
+  const parsed = ConfigSchema.safeParse(vars);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map(
+    (issue) => `${issue.path.join(".")}: ${issue.message} (got ${JSON.stringify(vars[String(issue.path[0])])})`,
+  );
+  throw new ConfigError(`Invalid configuration: ${problems.join("; ")}`);
+}
+
+const cache = new WeakMap<object, Config>();
+
+/** parseConfig, once per env object (an isolate reuses its env across requests). */
+export function configOf(env: object): Config {
+  let config = cache.get(env);
+  if (!config) {
+    config = parseConfig(env as Record<string, unknown>);
+    cache.set(env, config);
+  }
+  return config;
+}
+
+function blankToUndefined(value: unknown): unknown {
+  return typeof value === "string" && value.trim() === "" ? undefined : value;
+}

@@ -1,0 +1,110 @@
+/**
+ * One client's connection to one namespace: what application handlers see.
+ * It knows Socket.IO packets, not rooms; frames go out through its session.
+ */
+import { encodeMessage } from "../protocol/engineio.js";
+import { encodeSocketPacket, SocketPacketType, type SocketPacket } from "../protocol/socketio.js";
+
+/** The slice of the Engine.IO session a socket may use. */
+export interface SocketTransport {
+  readonly closed: boolean;
+  sendFrame(frame: string | ArrayBuffer): void;
+  /** Ends the namespace connection from the server side (sends DISCONNECT). */
+  leaveNamespace(socket: Socket, reason: DisconnectReason): void;
+}
+
+export type DisconnectReason =
+  | "transport close"
+  | "transport error"
+  | "ping timeout"
+  | "parse error"
+  | "payload too large"
+  | "client namespace disconnect"
+  | "server namespace disconnect"
+  | "server shutting down";
+
+/** Answers a client's EVENT. `id` is its ack id, for answers encoded elsewhere (a room). */
+export interface AckCallback {
+  (...args: unknown[]): void;
+  readonly id: number;
+}
+
+export class Socket<Data = unknown> {
+  /** Application state for this connection; the gateway never reads it. */
+  data: Data;
+  private nextAckId = 0;
+  private readonly pendingAcks = new Map<number, (...args: unknown[]) => void>();
+  connected = true;
+
+  constructor(
+    /** The Socket.IO id: fresh per namespace connection, never the Engine.IO sid. */
+    readonly id: string,
+    readonly nsp: string,
+    /** The CONNECT payload, `{}` when the client sent none. */
+    readonly auth: Record<string, unknown>,
+    private readonly transport: SocketTransport,
+    data: Data,
+  ) {
+    this.data = data;
+  }
+
+  /** Emits an event; a trailing function asks the client for an ack. */
+  emit(event: string, ...args: unknown[]): void {
+    let id: number | undefined;
+    const last = args.at(-1);
+    if (typeof last === "function") {
+      args.pop();
+      id = this.nextAckId++;
+      this.pendingAcks.set(id, last as (...args: unknown[]) => void);
+    }
+    this.sendPacket({ type: SocketPacketType.EVENT, nsp: this.nsp, id, data: [event, ...args] });
+  }
+
+  /** Sends an Engine.IO frame as it is: the path for frames encoded elsewhere (rooms). */
+  sendFrame(frame: string): void {
+    if (this.connected) this.transport.sendFrame(frame);
+  }
+
+  disconnect(): void {
+    if (this.connected) this.transport.leaveNamespace(this, "server namespace disconnect");
+  }
+
+  /** @internal Sends one packet, binary attachments included. */
+  sendPacket(packet: SocketPacket): void {
+    if (!this.connected || this.transport.closed) return;
+    const { header, attachments } = encodeSocketPacket(packet);
+    this.transport.sendFrame(encodeMessage(header));
+    for (const buffer of attachments) this.transport.sendFrame(buffer);
+  }
+
+  /** @internal An ACK from the client for one of our emits. Unknown ids are ignored. */
+  receiveAck(id: number, args: unknown[]): void {
+    const callback = this.pendingAcks.get(id);
+    if (!callback) return;
+    this.pendingAcks.delete(id);
+    callback(...args);
+  }
+
+  /** Answers the client's ack id `id` (an EVENT it sent asking for one). */
+  ack(id: number, ...args: unknown[]): void {
+    this.sendPacket({ type: SocketPacketType.ACK, nsp: this.nsp, id, data: args });
+  }
+
+  /** @internal Builds the callback that answers the client's EVENT with an ACK, once. */
+  ackFor(id: number | undefined): AckCallback | undefined {
+    if (id === undefined) return undefined;
+    let sent = false;
+    const answer = (...args: unknown[]) => {
+      if (sent) return;
+      sent = true;
+      this.ack(id, ...args);
+    };
+    return Object.assign(answer, { id });
+  }
+
+  /** @internal */
+  markDisconnected(): void {
+    this.connected = false;
+    this.pendingAcks.clear();
+  }
+}
