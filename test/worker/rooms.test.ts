@@ -1,0 +1,294 @@
+/** The chat namespace and PrRoom inside workerd: room rules, error codes, typing, hibernation. */
+import { env } from "cloudflare:workers";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { PrRoomError, PrRoomMessage } from "../../src/events.js";
+import type { PrRoom } from "../../src/room/pr-room.js";
+import { RawClient } from "./raw-client.js";
+
+let nextPr = 1000;
+/** A fresh pull request per test: storage is shared within this file. */
+const freshPr = () => nextPr++;
+
+let ackIds = 100;
+async function call(client: RawClient, event: string, payload: unknown): Promise<any> {
+  const id = ackIds++;
+  client.emit(event, payload, id);
+  return client.ack(id);
+}
+
+async function member(pullRequestId: number | string, username: string) {
+  const { client } = await RawClient.connected();
+  const ack = await call(client, "join-pr-room", { pullRequestId, username });
+  expect(ack).toMatchObject({ ok: true });
+  return client;
+}
+
+/** Frames of `event` the client gets within `ms`. */
+async function eventsWithin(client: RawClient, ms: number, event?: string) {
+  const frames = await client.drain(ms);
+  return frames
+    .filter((frame): frame is string => typeof frame === "string" && frame.startsWith("42["))
+    .map((frame) => JSON.parse(frame.slice(2)) as [string, any])
+    .filter(([name]) => !event || name === event);
+}
+
+describe("join and members", () => {
+  it("acks with the number of distinct users; join is idempotent", async () => {
+    const pr = freshPr();
+    const { client: a } = await RawClient.connected();
+    expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toEqual({
+      ok: true,
+      pullRequestId: pr,
+      members: 1,
+    });
+    expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toMatchObject({ members: 1 });
+    const b = await member(String(pr), "bob");
+    // The same user from a second connection (another tab) is still one member.
+    const { client: a2 } = await RawClient.connected();
+    expect(await call(a2, "join-pr-room", { pullRequestId: `00${pr}`, username: "alice" })).toMatchObject({ members: 2 });
+    b.close();
+    await b.waitClosed().catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toMatchObject({ members: 1 });
+    a.close();
+    a2.close();
+  });
+});
+
+describe("messages", () => {
+  it("broadcasts to every member, the sender included, and acks with the id", async () => {
+    const pr = freshPr();
+    const a = await member(pr, "alice");
+    const b = await member(pr, "bob");
+    const ack = await call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "LGTM" });
+    expect(ack).toEqual({ ok: true, id: expect.any(String) });
+    for (const client of [a, b]) {
+      const [, payload] = await client.nextEvent("pr-room-message");
+      expect(PrRoomMessage.parse(payload)).toEqual({
+        pullRequestId: pr,
+        username: "alice",
+        message: "LGTM",
+        id: ack.id,
+        sentAt: expect.any(Number),
+      });
+    }
+    a.close();
+    b.close();
+  });
+
+  it("keeps rooms apart", async () => {
+    const [p1, p2] = [freshPr(), freshPr()];
+    const a = await member(p1, "alice");
+    const c = await member(p2, "carol");
+    await call(a, "send-message-to-pr-room", { pullRequestId: p1, username: "alice", message: "only p1" });
+    expect(await eventsWithin(c, 300, "pr-room-message")).toEqual([]);
+    a.close();
+    c.close();
+  });
+
+  it("gives the leaver nothing more, and leave is idempotent", async () => {
+    const pr = freshPr();
+    const a = await member(pr, "alice");
+    const b = await member(pr, "bob");
+    expect(await call(b, "leave-pr-room", { pullRequestId: pr, username: "bob" })).toEqual({ ok: true, pullRequestId: pr });
+    expect(await call(b, "leave-pr-room", { pullRequestId: pr, username: "bob" })).toEqual({ ok: true, pullRequestId: pr });
+    await call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "still there?" });
+    expect(await eventsWithin(b, 300, "pr-room-message")).toEqual([]);
+    expect(await call(b, "send-message-to-pr-room", { pullRequestId: pr, username: "bob", message: "x" })).toMatchObject({
+      ok: false,
+      error: { code: "not_joined" },
+    });
+    a.close();
+    b.close();
+  });
+});
+
+describe("refusals", () => {
+  const cases: Array<[string, string, unknown, string]> = [
+    ["send before join", "send-message-to-pr-room", { pullRequestId: 1, username: "u", message: "hi" }, "not_joined"],
+    ["typing before join", "typing", { pullRequestId: 1, username: "u" }, "not_joined"],
+    ["unknown event", "delete-pr", { pullRequestId: 1 }, "unknown_event"],
+    ["no payload", "join-pr-room", undefined, "invalid_payload"],
+    ["payload not an object", "join-pr-room", "123", "invalid_payload"],
+    ["pullRequestId missing", "join-pr-room", { username: "u" }, "invalid_payload"],
+    ["pullRequestId zero", "join-pr-room", { pullRequestId: 0, username: "u" }, "invalid_payload"],
+    ["pullRequestId \"0\"", "join-pr-room", { pullRequestId: "000", username: "u" }, "invalid_payload"],
+    ["pullRequestId negative", "join-pr-room", { pullRequestId: -4, username: "u" }, "invalid_payload"],
+    ["pullRequestId fraction", "join-pr-room", { pullRequestId: 1.5, username: "u" }, "invalid_payload"],
+    ["pullRequestId not digits", "join-pr-room", { pullRequestId: "12a", username: "u" }, "invalid_payload"],
+    ["pullRequestId huge", "join-pr-room", { pullRequestId: 1e300, username: "u" }, "invalid_payload"],
+    ["pullRequestId object", "join-pr-room", { pullRequestId: { $gt: 1 }, username: "u" }, "invalid_payload"],
+    ["username empty", "join-pr-room", { pullRequestId: 1, username: "   " }, "invalid_payload"],
+    ["username too long", "join-pr-room", { pullRequestId: 1, username: "u".repeat(65) }, "invalid_payload"],
+    ["username control chars", "join-pr-room", { pullRequestId: 1, username: "a\u0007b" }, "invalid_payload"],
+    ["username number", "join-pr-room", { pullRequestId: 1, username: 42 }, "invalid_payload"],
+  ];
+
+  it.each(cases)("%s: ack gets { ok: false, error }", async (_, event, payload, code) => {
+    const { client } = await RawClient.connected();
+    const ack = await call(client, event, payload);
+    expect(ack).toEqual({ ok: false, error: { code, message: expect.any(String) } });
+    expect(ack.error.message.length).toBeGreaterThan(5);
+    // The connection is still good for real work.
+    expect(await call(client, "join-pr-room", { pullRequestId: freshPr(), username: "after" })).toMatchObject({ ok: true });
+    client.close();
+  });
+
+  it.each(cases)("%s: without an ack, pr-room-error", async (_, event, payload, code) => {
+    const { client } = await RawClient.connected();
+    client.emit(event, payload);
+    const [, body] = await client.nextEvent("pr-room-error");
+    expect(PrRoomError.parse(body)).toMatchObject({ event, code });
+    client.close();
+  });
+
+  it("refuses empty, blank, non-string and over-long messages, and a username other than the joined one", async () => {
+    const pr = freshPr();
+    const a = await member(pr, "alice");
+    const b = await member(pr, "bob");
+    const send = (payload: object) => call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", ...payload });
+    expect((await send({ message: "" })).error.code).toBe("invalid_payload");
+    expect((await send({ message: " \n\t " })).error.code).toBe("invalid_payload");
+    expect((await send({ message: 7 })).error.code).toBe("invalid_payload");
+    expect((await send({ message: "x".repeat(4001) })).error).toEqual({
+      code: "message_too_long",
+      message: "message is 4001 characters; the limit is 4000",
+    });
+    expect((await send({ username: "mallory", message: "hi" })).error.code).toBe("username_mismatch");
+    expect((await call(a, "join-pr-room", { pullRequestId: pr, username: "mallory" })).error.code).toBe("username_mismatch");
+    // Nothing refused reached the room.
+    expect(await eventsWithin(b, 300, "pr-room-message")).toEqual([]);
+    expect((await send({ message: "x".repeat(4000) })).ok).toBe(true);
+    a.close();
+    b.close();
+  });
+});
+
+describe("typing", () => {
+  it("relays typing and stop-typing to the others, not the typist", async () => {
+    const pr = freshPr();
+    const a = await member(pr, "alice");
+    const b = await member(pr, "bob");
+    expect(await call(a, "typing", { pullRequestId: pr, username: "alice" })).toEqual({ ok: true });
+    expect(await b.nextEvent("typing")).toEqual(["typing", { pullRequestId: pr, username: "alice" }]);
+    a.emit("stop-typing", { pullRequestId: pr, username: "alice" });
+    expect(await b.nextEvent("stop-typing")).toEqual(["stop-typing", { pullRequestId: pr, username: "alice" }]);
+    expect(await eventsWithin(a, 200, "typing")).toEqual([]);
+    a.close();
+    b.close();
+  });
+
+  it("expires a typing not renewed within TYPING_TIMEOUT_MS, by alarm", async () => {
+    const pr = freshPr();
+    const a = await member(pr, "alice");
+    const b = await member(pr, "bob");
+    const stub = env.PR_ROOM.getByName(`pr:${pr}`);
+    a.emit("typing", { pullRequestId: pr, username: "alice" });
+    await b.nextEvent("typing");
+    const alarm = await runInDurableObject(stub, (_: PrRoom, state) => state.storage.getAlarm());
+    expect(alarm).toBeGreaterThan(Date.now() + 1000);
+    // An alarm that runs early expires nobody and re-arms itself.
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await eventsWithin(b, 100, "stop-typing")).toEqual([]);
+    expect(await runInDurableObject(stub, (_: PrRoom, state) => state.storage.getAlarm())).toBe(alarm);
+    // Then the real alarm fires at the deadline.
+    const [, notice] = await b.nextEvent("stop-typing", 3000);
+    expect(notice).toEqual({ pullRequestId: pr, username: "alice" });
+    expect(await runInDurableObject(stub, (_: PrRoom, state) => state.storage.getAlarm())).toBeNull();
+    a.close();
+    b.close();
+  });
+
+  it("emits stop-typing when a typist leaves or disconnects", async () => {
+    const pr = freshPr();
+    const a = await member(pr, "alice");
+    const b = await member(pr, "bob");
+    const c = await member(pr, "carol");
+    a.emit("typing", { pullRequestId: pr, username: "alice" });
+    b.emit("typing", { pullRequestId: pr, username: "bob" });
+    await c.nextEvent("typing");
+    await c.nextEvent("typing");
+    a.emit("leave-pr-room", { pullRequestId: pr, username: "alice" });
+    expect((await c.nextEvent("stop-typing"))[1].username).toBe("alice");
+    b.close();
+    expect((await c.nextEvent("stop-typing"))[1].username).toBe("bob");
+    c.close();
+  });
+});
+
+describe("disconnects", () => {
+  it("leaves every room the client joined, whatever ends the connection", async () => {
+    const pr = freshPr();
+    const watcher = await member(pr, "watcher");
+    const endings: Array<(client: RawClient) => void> = [
+      (client) => client.close(),
+      (client) => client.send("41"), // Socket.IO DISCONNECT
+      (client) => client.send("1"), // Engine.IO close
+    ];
+    for (const end of endings) {
+      const { client } = await RawClient.connected();
+      expect(await call(client, "join-pr-room", { pullRequestId: pr, username: "guest" })).toMatchObject({ members: 2 });
+      end(client);
+      await new Promise((r) => setTimeout(r, 150));
+      expect(await call(watcher, "join-pr-room", { pullRequestId: pr, username: "watcher" })).toMatchObject({ members: 1 });
+    }
+    watcher.close();
+  });
+});
+
+describe("several rooms on one connection", () => {
+  it("keeps a link per room; payloads say which room", async () => {
+    const [p1, p2] = [freshPr(), freshPr()];
+    const { client } = await RawClient.connected();
+    await call(client, "join-pr-room", { pullRequestId: p1, username: "alice" });
+    await call(client, "join-pr-room", { pullRequestId: p2, username: "alice" });
+    const other = await member(p2, "bob");
+    await call(client, "send-message-to-pr-room", { pullRequestId: p1, username: "alice", message: "one" });
+    await call(other, "send-message-to-pr-room", { pullRequestId: p2, username: "bob", message: "two" });
+    const got = (await eventsWithin(client, 300, "pr-room-message")).map(([, m]) => [m.pullRequestId, m.message]);
+    expect(got).toEqual([
+      [p1, "one"],
+      [p2, "two"],
+    ]);
+    client.close();
+    other.close();
+  });
+});
+
+describe("hibernation and eviction", () => {
+  it("loses nothing when the room hibernates", async () => {
+    const pr = freshPr();
+    const a = await member(pr, "alice");
+    const b = await member(pr, "bob");
+    const stub = env.PR_ROOM.getByName(`pr:${pr}`);
+    await evictDurableObject(stub, { webSockets: "hibernate" });
+    await call(b, "send-message-to-pr-room", { pullRequestId: pr, username: "bob", message: "after sleep" });
+    for (const client of [a, b]) {
+      const [, m] = await client.nextEvent("pr-room-message");
+      expect([m.username, m.message]).toEqual(["bob", "after sleep"]);
+    }
+    expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toMatchObject({ members: 2 });
+    a.close();
+    b.close();
+  });
+
+  it("re-opens the links by itself when the room is evicted and its sockets closed", async () => {
+    const pr = freshPr();
+    const a = await member(pr, "alice");
+    const b = await member(pr, "bob");
+    const stub = env.PR_ROOM.getByName(`pr:${pr}`);
+    await evictDurableObject(stub, { webSockets: "close" });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "back" })).toMatchObject({
+      ok: true,
+    });
+    for (const client of [a, b]) {
+      const [, m] = await client.nextEvent("pr-room-message");
+      expect([m.username, m.message]).toEqual(["alice", "back"]);
+    }
+    expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toMatchObject({ members: 2 });
+    a.close();
+    b.close();
+  });
+});

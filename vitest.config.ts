@@ -1,0 +1,45 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+/**
+ * Two projects: `workers` runs inside workerd through the Workers Vitest
+ * integration (codec, gateway, rooms); `e2e` runs in Node and drives the real
+ * socket.io-client (and Chromium) against the Worker served by wrangler.
+ */
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            // Short timers so heartbeat and expiry tests take a second, not a minute.
+            miniflare: {
+              bindings: {
+                PING_INTERVAL_MS: "300",
+                PING_TIMEOUT_MS: "200",
+                CONNECT_TIMEOUT_MS: "1000",
+                TYPING_TIMEOUT_MS: "1500",
+              },
+            },
+          }),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/protocol/**/*.test.ts", "test/worker/**/*.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          environment: "node",
+          include: ["test/e2e/**/*.test.ts", "test/conformance/**/*.test.ts", "test/browser/**/*.test.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+          // Each file starts its own wrangler; two cores run two at most.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
