@@ -43,6 +43,8 @@ export class Session implements SocketTransport {
   ) {}
 
   start(): void {
+    // Newer compatibility dates default to "blob", as browsers do; attachments are handled as bytes.
+    this.ws.binaryType = "arraybuffer";
     this.ws.addEventListener("message", (event) => this.onFrame(event.data as string | ArrayBuffer));
     this.ws.addEventListener("close", () => this.close("transport close"));
     this.ws.addEventListener("error", () => this.close("transport error"));

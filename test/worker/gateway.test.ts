@@ -1,7 +1,7 @@
 /** The gateway session inside workerd: handshake, heartbeat, limits, namespaces, framing errors. */
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { RawClient } from "./raw-client.js";
+import { connectedRaw, openRaw } from "./raw-client.js";
 
 async function handshake(query: string, headers: Record<string, string> = { Upgrade: "websocket" }) {
   const response = await exports.default.fetch(`http://localhost/socket.io/?${query}`, { headers });
@@ -36,7 +36,7 @@ describe("handshake", () => {
   });
 
   it("opens with sid, no upgrades and the configured timings", async () => {
-    const client = await RawClient.open();
+    const client = await openRaw();
     const open = await client.next();
     expect(typeof open).toBe("string");
     expect((open as string)[0]).toBe("0");
@@ -49,7 +49,7 @@ describe("handshake", () => {
 
 describe("heartbeat", () => {
   it("pings every pingInterval and stays open while the client answers", async () => {
-    const client = await RawClient.open();
+    const client = await openRaw();
     client.autoPong = false;
     await client.next();
     client.send("40");
@@ -66,7 +66,7 @@ describe("heartbeat", () => {
   });
 
   it("closes a client whose pong does not come within pingTimeout", async () => {
-    const client = await RawClient.open();
+    const client = await openRaw();
     client.autoPong = false;
     await client.next();
     client.send("40");
@@ -79,20 +79,20 @@ describe("heartbeat", () => {
   });
 
   it("treats a client ping as a protocol violation", async () => {
-    const { client } = await RawClient.connected();
+    const { client } = await connectedRaw();
     client.send("2");
     expect((await client.waitClosed()).code).toBe(1002);
   });
 
   it("closes on the close packet", async () => {
-    const { client } = await RawClient.connected();
+    const { client } = await connectedRaw();
     client.send("1");
     await client.waitClosed();
     expect(client.closed).toBeDefined();
   });
 
   it("closes a session that never CONNECTs within connectTimeout", async () => {
-    const client = await RawClient.open();
+    const client = await openRaw();
     await client.next();
     const opened = Date.now();
     await client.waitClosed(3000);
@@ -102,8 +102,8 @@ describe("heartbeat", () => {
 
 describe("payload limit", () => {
   it("closes only the client whose frame exceeds maxPayload, with 1009", async () => {
-    const { client: big } = await RawClient.connected();
-    const { client: bystander } = await RawClient.connected();
+    const { client: big } = await connectedRaw();
+    const { client: bystander } = await connectedRaw();
     big.send(`42["typing",${JSON.stringify("x".repeat(70_000))}]`);
     expect((await big.waitClosed()).code).toBe(1009);
     bystander.emit("leave-pr-room", { pullRequestId: 1, username: "ok" }, 1);
@@ -114,7 +114,7 @@ describe("payload limit", () => {
 
 describe("Socket.IO namespaces", () => {
   it("answers CONNECT with a fresh socket id, not the Engine.IO sid", async () => {
-    const client = await RawClient.open();
+    const client = await openRaw();
     const engineSid = JSON.parse(((await client.next()) as string).slice(1)).sid;
     client.send("40");
     const connect = (await client.next()) as string;
@@ -124,7 +124,7 @@ describe("Socket.IO namespaces", () => {
   });
 
   it("refuses an unknown namespace and stays usable", async () => {
-    const client = await RawClient.open();
+    const client = await openRaw();
     await client.next();
     client.send("40/nope,");
     expect(await client.next()).toBe('44/nope,{"message":"Invalid namespace"}');
@@ -134,7 +134,7 @@ describe("Socket.IO namespaces", () => {
   });
 
   it("leaves the namespace on DISCONNECT but keeps the transport (and pings)", async () => {
-    const { client } = await RawClient.connected();
+    const { client } = await connectedRaw();
     client.autoPong = false;
     client.send("41");
     expect(await client.next({ timeoutMs: 1000 })).toBe("2");
@@ -154,14 +154,14 @@ describe("Socket.IO namespaces", () => {
     ["binary where text belongs", "40", new Uint8Array([1, 2, 3]).buffer],
     ["text while binary attachments are due", "40", '451-["typing",{"_placeholder":true,"num":0}]', '42["x"]'],
   ])("closes the session on %s, never throwing", async (_, ...frames) => {
-    const client = await RawClient.open();
+    const client = await openRaw();
     await client.next();
     for (const frame of frames) client.send(frame);
     expect((await client.waitClosed()).code).toBe(1002);
   });
 
   it("acks binary events once their attachments arrive", async () => {
-    const { client } = await RawClient.connected();
+    const { client } = await connectedRaw();
     client.send('451-7["typing",{"_placeholder":true,"num":0}]');
     client.send(new Uint8Array([1]).buffer);
     const ack = await client.ack(7);

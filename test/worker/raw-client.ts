@@ -1,140 +1,21 @@
-/**
- * A bare Engine.IO/Socket.IO peer for tests inside workerd: it speaks frames, not
- * the client library, so tests can send exactly what they mean, broken or not.
- */
+/** Opens raw Engine.IO peers on the Worker from inside workerd. */
 import { exports } from "cloudflare:workers";
+import { RawClient } from "../shared/raw-client.js";
 
-export type Frame = string | ArrayBuffer;
+export { RawClient };
 
-export class RawClient {
-  private readonly inbox: Frame[] = [];
-  private waiters: Array<() => void> = [];
-  closed: { code: number; reason: string } | undefined;
-  /** Answer server pings as they arrive, as a live client does; heartbeat tests turn this off. */
-  autoPong = true;
+/** Opens a WebSocket to the Worker (the open packet is the first frame). */
+export async function openRaw(query = "EIO=4&transport=websocket", headers: Record<string, string> = {}): Promise<RawClient> {
+  const response = await exports.default.fetch(`http://localhost/socket.io/?${query}`, {
+    headers: { Upgrade: "websocket", ...headers },
+  });
+  if (!response.webSocket) throw new Error(`no upgrade: ${response.status} ${await response.text()}`);
+  response.webSocket.accept();
+  return new RawClient(response.webSocket);
+}
 
-  private constructor(readonly ws: WebSocket) {
-    ws.addEventListener("message", (event) => {
-      if (event.data === "2" && this.autoPong) return this.send("3");
-      this.inbox.push(event.data as Frame);
-      this.wake();
-    });
-    ws.addEventListener("close", (event) => {
-      this.closed = { code: event.code, reason: event.reason };
-      this.wake();
-    });
-  }
-
-  /** Opens a WebSocket to the Worker and reads the Engine.IO open packet. */
-  static async open(query = "EIO=4&transport=websocket", headers: Record<string, string> = {}): Promise<RawClient> {
-    const response = await exports.default.fetch(`http://localhost/socket.io/?${query}`, {
-      headers: { Upgrade: "websocket", ...headers },
-    });
-    if (!response.webSocket) throw new Error(`no upgrade: ${response.status} ${await response.text()}`);
-    response.webSocket.accept();
-    return new RawClient(response.webSocket);
-  }
-
-  /** Opens, reads the open packet and CONNECTs to "/"; returns the socket id. */
-  static async connected(auth?: object): Promise<{ client: RawClient; sid: string }> {
-    const client = await RawClient.open();
-    await client.next(); // open packet
-    client.send(auth ? `40${JSON.stringify(auth)}` : "40");
-    const reply = await client.next();
-    if (typeof reply !== "string" || !reply.startsWith("40{")) throw new Error(`CONNECT failed: ${String(reply)}`);
-    return { client, sid: JSON.parse(reply.slice(2)).sid };
-  }
-
-  send(frame: Frame): void {
-    this.ws.send(frame);
-  }
-
-  /** Sends a Socket.IO event on "/" (optionally asking for an ack). */
-  emit(event: string, payload: unknown, ackId?: number): void {
-    this.send(`42${ackId ?? ""}${JSON.stringify([event, payload])}`);
-  }
-
-  /** The next frame (pings included when autoPong is off). */
-  async next(options: { timeoutMs?: number } = {}): Promise<Frame> {
-    return this.take(() => true, options);
-  }
-
-  /**
-   * Removes and returns the first frame that matches, waiting for it; frames that do
-   * not match stay queued for later reads.
-   */
-  async take(match: (frame: Frame) => boolean, options: { timeoutMs?: number } = {}): Promise<Frame> {
-    const deadline = Date.now() + (options.timeoutMs ?? 3000);
-    for (;;) {
-      const index = this.inbox.findIndex(match);
-      if (index !== -1) return this.inbox.splice(index, 1)[0]!;
-      if (this.closed) throw new Error(`closed (${this.closed.code} ${this.closed.reason}) while waiting`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error("timed out waiting for a frame");
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** The next Socket.IO EVENT on "/" as [name, payload] (of `name`, if given). */
-  async nextEvent(name?: string, timeoutMs = 3000): Promise<[string, any]> {
-    const frame = await this.take(
-      (f) => typeof f === "string" && f.startsWith("42[") && (!name || f.startsWith(`42[${JSON.stringify(name)}`)),
-      { timeoutMs },
-    );
-    return JSON.parse((frame as string).slice(2));
-  }
-
-  /** The ACK for `ackId`. */
-  async ack(ackId: number, timeoutMs = 3000): Promise<any> {
-    const prefix = `43${ackId}[`;
-    const frame = await this.take((f) => typeof f === "string" && f.startsWith(prefix), { timeoutMs });
-    return JSON.parse((frame as string).slice(prefix.length - 1))[0];
-  }
-
-  /** Resolves with the close once the server closes the socket. */
-  async waitClosed(timeoutMs = 3000): Promise<{ code: number; reason: string }> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.closed) {
-      try {
-        await this.next({ timeoutMs: Math.max(1, deadline - Date.now()) });
-      } catch (error) {
-        if (!this.closed) throw error;
-      }
-    }
-    return this.closed;
-  }
-
-  /** Collects frames for `ms` (answering pings) and returns them. */
-  async drain(ms: number): Promise<Frame[]> {
-    const frames: Frame[] = [];
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline && !this.closed) {
-      try {
-        frames.push(await this.next({ timeoutMs: Math.max(1, deadline - Date.now()) }));
-      } catch {
-        break;
-      }
-    }
-    return frames;
-  }
-
-  close(): void {
-    try {
-      this.ws.close(1000, "done");
-    } catch {
-      // Already closed.
-    }
-  }
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
-  }
+/** Opens and CONNECTs to "/". */
+export async function connectedRaw(auth?: object): Promise<{ client: RawClient; sid: string }> {
+  const client = await openRaw();
+  return { client, sid: await client.connect(auth) };
 }

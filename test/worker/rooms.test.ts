@@ -4,7 +4,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { describe, expect, it } from "vitest";
 import { PrRoomError, PrRoomMessage } from "../../src/events.js";
 import type { PrRoom } from "../../src/room/pr-room.js";
-import { RawClient } from "./raw-client.js";
+import { connectedRaw, openRaw, RawClient } from "./raw-client.js";
 
 let nextPr = 1000;
 /** A fresh pull request per test: storage is shared within this file. */
@@ -18,7 +18,7 @@ async function call(client: RawClient, event: string, payload: unknown): Promise
 }
 
 async function member(pullRequestId: number | string, username: string) {
-  const { client } = await RawClient.connected();
+  const { client } = await connectedRaw();
   const ack = await call(client, "join-pr-room", { pullRequestId, username });
   expect(ack).toMatchObject({ ok: true });
   return client;
@@ -36,7 +36,7 @@ async function eventsWithin(client: RawClient, ms: number, event?: string) {
 describe("join and members", () => {
   it("acks with the number of distinct users; join is idempotent", async () => {
     const pr = freshPr();
-    const { client: a } = await RawClient.connected();
+    const { client: a } = await connectedRaw();
     expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toEqual({
       ok: true,
       pullRequestId: pr,
@@ -45,7 +45,7 @@ describe("join and members", () => {
     expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toMatchObject({ members: 1 });
     const b = await member(String(pr), "bob");
     // The same user from a second connection (another tab) is still one member.
-    const { client: a2 } = await RawClient.connected();
+    const { client: a2 } = await connectedRaw();
     expect(await call(a2, "join-pr-room", { pullRequestId: `00${pr}`, username: "alice" })).toMatchObject({ members: 2 });
     b.close();
     await b.waitClosed().catch(() => undefined);
@@ -126,7 +126,7 @@ describe("refusals", () => {
   ];
 
   it.each(cases)("%s: ack gets { ok: false, error }", async (_, event, payload, code) => {
-    const { client } = await RawClient.connected();
+    const { client } = await connectedRaw();
     const ack = await call(client, event, payload);
     expect(ack).toEqual({ ok: false, error: { code, message: expect.any(String) } });
     expect(ack.error.message.length).toBeGreaterThan(5);
@@ -136,7 +136,7 @@ describe("refusals", () => {
   });
 
   it.each(cases)("%s: without an ack, pr-room-error", async (_, event, payload, code) => {
-    const { client } = await RawClient.connected();
+    const { client } = await connectedRaw();
     client.emit(event, payload);
     const [, body] = await client.nextEvent("pr-room-error");
     expect(PrRoomError.parse(body)).toMatchObject({ event, code });
@@ -227,7 +227,7 @@ describe("disconnects", () => {
       (client) => client.send("1"), // Engine.IO close
     ];
     for (const end of endings) {
-      const { client } = await RawClient.connected();
+      const { client } = await connectedRaw();
       expect(await call(client, "join-pr-room", { pullRequestId: pr, username: "guest" })).toMatchObject({ members: 2 });
       end(client);
       await new Promise((r) => setTimeout(r, 150));
@@ -240,7 +240,7 @@ describe("disconnects", () => {
 describe("several rooms on one connection", () => {
   it("keeps a link per room; payloads say which room", async () => {
     const [p1, p2] = [freshPr(), freshPr()];
-    const { client } = await RawClient.connected();
+    const { client } = await connectedRaw();
     await call(client, "join-pr-room", { pullRequestId: p1, username: "alice" });
     await call(client, "join-pr-room", { pullRequestId: p2, username: "alice" });
     const other = await member(p2, "bob");

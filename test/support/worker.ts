@@ -1,0 +1,32 @@
+/**
+ * Serves a Worker with wrangler for a Node-side test, on a free loopback port.
+ * This is wrangler's own dev server (workerd behind its dev proxy), as `npm start` runs it.
+ */
+import { createTestHarness } from "wrangler";
+
+export interface ServedWorker {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function serveWorker(options: { configPath?: string; vars?: Record<string, string> } = {}): Promise<ServedWorker> {
+  const harness = createTestHarness({
+    workers: [{ configPath: options.configPath ?? "./wrangler.toml", vars: options.vars }],
+  });
+  const { url } = await harness.listen();
+  const origin = url.origin.replace("localhost", "127.0.0.1");
+  // The proxy listens before the worker is up; wait until the worker itself answers.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const response = await fetch(`${origin}/socket.io/`, { signal: AbortSignal.timeout(2000) });
+      await response.body?.cancel();
+      break;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`worker did not answer within 30 s: ${String(error)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return { url: origin, close: () => harness.close() };
+}

@@ -1,0 +1,57 @@
+/**
+ * Runs `wrangler dev -c <config> --port N` as a child process, the way the README
+ * tells a person to, and stops it afterwards.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import type { ServedWorker } from "./worker.js";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function wranglerDev(configPath: string, extraArgs: string[] = []): Promise<ServedWorker> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ["node_modules/wrangler/bin/wrangler.js", "dev", "-c", configPath, "--ip", "127.0.0.1", "--port", String(port), ...extraArgs],
+    {
+      env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    },
+  );
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited ${child.exitCode}:\n${output}`);
+    try {
+      const response = await fetch(`${url}/socket.io/`, { signal: AbortSignal.timeout(2000) });
+      await response.body?.cancel();
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`wrangler dev did not answer within 60 s:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  return {
+    url,
+    close: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      process.kill(-child.pid!, "SIGTERM");
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+      if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
+    },
+  };
+}
