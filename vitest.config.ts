@@ -20,24 +20,30 @@ export default defineConfig({
                 PING_TIMEOUT_MS: "200",
                 CONNECT_TIMEOUT_MS: "1000",
                 TYPING_TIMEOUT_MS: "1500",
+                JOIN_GRACE_MS: "200",
               },
             },
           }),
         ],
         test: {
           name: "workers",
+          // Runs before the wrangler-served tests, so the two never compete for the two cores.
+          sequence: { groupOrder: 0 },
           include: ["test/protocol/**/*.test.ts", "test/worker/**/*.test.ts"],
         },
       },
       {
         test: {
           name: "e2e",
+          sequence: { groupOrder: 1 },
           environment: "node",
           include: ["test/e2e/**/*.test.ts", "test/conformance/**/*.test.ts", "test/browser/**/*.test.ts"],
           testTimeout: 30_000,
           hookTimeout: 60_000,
           // Each file starts its own wrangler; two cores run two at most.
           maxWorkers: 2,
+          // Offline, quiet, and without local observability tracing every message (see BENCHMARKS.md).
+          env: { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false" },
         },
       },
     ],

@@ -30,6 +30,12 @@ export const ConfigSchema = z.object({
   TYPING_TIMEOUT_MS: integer(5_000, 100, 600_000),
   /** Longest chat message, in characters (UTF-16 code units, as JavaScript counts). */
   MAX_MESSAGE_LENGTH: integer(4_000, 1, 100_000),
+  /**
+   * How long an event for a room the connection has not joined waits for that join
+   * before it is refused: socket.io-client sends emits buffered while offline ahead
+   * of the join in its `connect` handler. 0 refuses at once.
+   */
+  JOIN_GRACE_MS: integer(1_000, 0, 10_000),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

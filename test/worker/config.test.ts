@@ -11,6 +11,7 @@ describe("configuration", () => {
       CONNECT_TIMEOUT_MS: 45000,
       TYPING_TIMEOUT_MS: 5000,
       MAX_MESSAGE_LENGTH: 4000,
+      JOIN_GRACE_MS: 1000,
     });
   });
 

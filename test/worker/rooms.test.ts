@@ -104,6 +104,32 @@ describe("messages", () => {
   });
 });
 
+describe("events just ahead of their join", () => {
+  it("wait for a join that follows (socket.io-client flushes its buffer before `connect` handlers)", async () => {
+    const pr = freshPr();
+    const { client } = await connectedRaw();
+    client.emit("send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "early" }, 1);
+    client.emit("join-pr-room", { pullRequestId: pr, username: "alice" }, 2);
+    expect(await client.ack(2)).toMatchObject({ ok: true, members: 1 });
+    expect(await client.ack(1)).toMatchObject({ ok: true });
+    expect((await client.nextEvent("pr-room-message"))[1]).toMatchObject({ username: "alice", message: "early" });
+    client.close();
+  });
+
+  it("are refused when no join comes within JOIN_GRACE_MS, or the join is for another name", async () => {
+    const pr = freshPr();
+    const { client } = await connectedRaw();
+    const sent = Date.now();
+    client.emit("typing", { pullRequestId: pr, username: "alice" }, 1);
+    expect((await client.ack(1)).error.code).toBe("not_joined");
+    expect(Date.now() - sent).toBeGreaterThanOrEqual(150);
+    client.emit("send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "early" }, 2);
+    client.emit("join-pr-room", { pullRequestId: pr, username: "bob" }, 3);
+    expect((await client.ack(2)).error.code).toBe("username_mismatch");
+    client.close();
+  });
+});
+
 describe("refusals", () => {
   const cases: Array<[string, string, unknown, string]> = [
     ["send before join", "send-message-to-pr-room", { pullRequestId: 1, username: "u", message: "hi" }, "not_joined"],
