@@ -36,6 +36,30 @@ export const ConfigSchema = z.object({
    * of the join in its `connect` handler. 0 refuses at once.
    */
   JOIN_GRACE_MS: integer(1_000, 0, 10_000),
+  /** Rooms one connection may be in at once. */
+  MAX_ROOMS_PER_CONNECTION: integer(20, 1, 1_000),
+  /** Links (connections) one room accepts; the room refuses more with room_full. */
+  MAX_MEMBERS_PER_ROOM: integer(1_000, 1, 32_000),
+  /** Sustained rate of joins, leaves and messages per connection (token bucket refill per second). */
+  RATE_LIMIT_PER_SECOND: integer(10, 1, 100_000),
+  /** Burst those may reach before `rate_limited` (token bucket size). Typing has a bucket of its own. */
+  RATE_LIMIT_BURST: integer(20, 1, 100_000),
+  /**
+   * Turns identity on: connections must present an HS256 JWT signed with this secret
+   * (`io(url, { auth: { token } })`). Set it as a secret (`wrangler secret put AUTH_SECRET`).
+   */
+  AUTH_SECRET: z.string().min(32, { error: "must be at least 32 characters" }).optional(),
+  /** With AUTH_SECRET: the `iss` tokens must carry, when set. */
+  AUTH_ISSUER: z.string().min(1).optional(),
+  /** With AUTH_SECRET: the `aud` tokens must carry, when set. */
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  /** Comma-separated exact origins a browser may connect from; unset allows any (development). */
+  ALLOWED_ORIGINS: z
+    .string()
+    .optional()
+    .transform((list) => (list === undefined ? undefined : list.split(",").map((origin) => origin.trim()).filter(Boolean)))
+    .pipe(z.array(z.url({ error: "must be a comma-separated list of origins like https://app.example.com" })).optional())
+    .transform((origins) => origins?.map((origin) => new URL(origin).origin)),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -52,7 +76,12 @@ export function parseConfig(env: Record<string, unknown>): Config {
   const parsed = ConfigSchema.safeParse(vars);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map(
-    (issue) => `${issue.path.join(".")}: ${issue.message} (got ${JSON.stringify(vars[String(issue.path[0])])})`,
+    (issue) => {
+      const key = String(issue.path[0]);
+      // Never echo a secret, not even a wrong one.
+      const got = key.includes("SECRET") ? "" : ` (got ${JSON.stringify(vars[key])})`;
+      return `${key}: ${issue.message}${got}`;
+    },
   );
   throw new ConfigError(`Invalid configuration: ${problems.join("; ")}`);
 }

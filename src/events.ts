@@ -30,6 +30,10 @@ export const ErrorCode = z.enum([
   "username_mismatch",
   "message_too_long",
   "room_unavailable",
+  "room_full",
+  "too_many_rooms",
+  "rate_limited",
+  "forbidden",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 

@@ -28,6 +28,7 @@ export function engineOptions(config: Config): EngineOptions {
     pingTimeout: config.PING_TIMEOUT_MS,
     maxPayload: config.MAX_PAYLOAD_BYTES,
     connectTimeout: config.CONNECT_TIMEOUT_MS,
+    allowedOrigins: config.ALLOWED_ORIGINS,
   };
 }
 

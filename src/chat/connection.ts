@@ -22,8 +22,11 @@ import {
   type RoomRef,
 } from "../events.js";
 import type { AckCallback, Socket } from "../gateway/socket.js";
-import { linkUrl, type LinkCommand, type LinkIdentity } from "../room/link.js";
-import { RoomLink } from "./room-link.js";
+import { log } from "../log.js";
+import { linkUrl, LinkRefusal, type LinkCommand, type LinkIdentity } from "../room/link.js";
+import type { Identity } from "./identity.js";
+import { RoomLink, type LinkOpener } from "./room-link.js";
+import { TokenBucket } from "./token-bucket.js";
 
 /** A validated inbound event. Every event names a room; only a send carries a message. */
 export interface RoomEvent {
@@ -47,30 +50,60 @@ export class ChatConnection {
   readonly links = new Map<string, RoomLink>();
   private readonly held = new Map<string, Held>();
   private heldCount = 0;
+  /** Joins, leaves and messages share one budget; typing has its own, dropped silently when spent. */
+  private readonly actions: TokenBucket;
+  private readonly typing: TokenBucket;
 
   constructor(
     private readonly rooms: DurableObjectNamespace,
     private readonly config: Config,
-  ) {}
+    /** Set when AUTH_SECRET is: the token's username and pull requests. */
+    readonly identity?: Identity,
+  ) {
+    const now = Date.now();
+    this.actions = new TokenBucket(config.RATE_LIMIT_PER_SECOND, config.RATE_LIMIT_BURST, now);
+    this.typing = new TokenBucket(config.RATE_LIMIT_PER_SECOND, config.RATE_LIMIT_BURST, now);
+  }
 
+  /** Rate-limits and routes one event; `mayHold` is false when a held event is replayed. */
   dispatch(socket: ChatSocket, room: RoomEvent, mayHold = true): void {
     const { event, data, ack } = room;
     const { pullRequestId: key, username } = data;
-    const link = this.links.get(key);
     const fail = (code: ErrorCode, message: string) => refuse(socket, ack, event, key, code, message);
 
+    if (mayHold) {
+      const isTyping = event === ClientEvent.typing || event === ClientEvent.stopTyping;
+      if (!(isTyping ? this.typing : this.actions).take(Date.now())) {
+        if (isTyping && !ack) return;
+        const limit = `${this.config.RATE_LIMIT_PER_SECOND}/s, bursts of ${this.config.RATE_LIMIT_BURST}`;
+        return fail("rate_limited", `too many events; the limit is ${limit}`);
+      }
+    }
+    if (this.identity && username !== this.identity.username) {
+      return fail("username_mismatch", `this connection's token is for ${JSON.stringify(this.identity.username)}`);
+    }
+    const link = this.links.get(key);
     if (link && link.username !== username) {
       return fail("username_mismatch", `joined ${roomName(key)} as ${JSON.stringify(link.username)}, not ${JSON.stringify(username)}`);
     }
     switch (event) {
       case ClientEvent.join:
         if (link) return forward(link, { t: "join", ack: ack?.id }, fail);
+        if (this.identity?.pullRequests && !this.identity.pullRequests.has(key)) {
+          fail("forbidden", `this connection's token does not allow ${roomName(key)}`);
+          return this.release(socket, key);
+        }
+        if (this.links.size >= this.config.MAX_ROOMS_PER_CONNECTION) {
+          fail("too_many_rooms", `a connection may be in ${this.config.MAX_ROOMS_PER_CONNECTION} rooms at once; leave one first`);
+          return this.release(socket, key);
+        }
         this.join(socket, key, username, ack);
         return this.release(socket, key);
       case ClientEvent.leave:
         if (link) {
           link.close();
           this.links.delete(key);
+          log("leave", { sid: socket.id, pr: key, user: username });
         }
         this.release(socket, key);
         return ack?.({ ok: true, pullRequestId: publicPullRequestId(key) } satisfies LeaveAck);
@@ -100,28 +133,26 @@ export class ChatConnection {
 
   private join(socket: ChatSocket, key: string, username: string, ack: AckCallback | undefined): void {
     const who: LinkIdentity = { sid: socket.id, username };
-    const link = new RoomLink(username, () => openLink(this.rooms, key, who), {
+    const link = new RoomLink(username, linkOpener(this.rooms, key, who), {
       frame: (frame) => socket.sendFrame(frame),
-      unanswered: (ids) => {
-        for (const id of ids) {
-          socket.ack(id, {
-            ok: false,
-            error: { code: "room_unavailable", message: "the room restarted before confirming; it may not have been delivered" },
-          } satisfies Refusal);
-        }
+      unanswered: (ids, error) => {
+        for (const id of ids) socket.ack(id, { ok: false, error } satisfies Refusal);
       },
-      lost: () => {
+      lost: (error, everOpened) => {
         if (this.links.get(key) !== link) return;
         this.links.delete(key);
+        log(everOpened ? "room_link_lost" : "refused", { sid: socket.id, event: ClientEvent.join, pr: key, code: error.code });
+        // A refused join with an ack was answered through it; anything else is news to the client.
+        if (!everOpened && ack) return;
         socket.emit(ServerEvent.error, {
           event: ClientEvent.join,
           pullRequestId: publicPullRequestId(key),
-          code: "room_unavailable",
-          message: `${roomName(key)} is unavailable; join it again`,
+          ...error,
         } satisfies PrRoomError);
       },
     });
     this.links.set(key, link);
+    log("join", { sid: socket.id, pr: key, user: username });
     link.send({ t: "join", ack: ack?.id });
     void link.open();
   }
@@ -154,13 +185,27 @@ function forward(link: RoomLink, command: LinkCommand, fail: (code: ErrorCode, m
   if (!link.send(command)) fail("room_unavailable", "the room is not reachable right now; try again");
 }
 
-async function openLink(rooms: DurableObjectNamespace, key: string, who: LinkIdentity): Promise<WebSocket> {
-  const stub = rooms.getByName(roomName(key));
-  const response = await stub.fetch(linkUrl(key, who), { headers: { Upgrade: "websocket" } });
-  if (response.status !== 101 || !response.webSocket) {
-    throw new Error(`room refused the link: ${response.status} ${await response.text()}`);
+/** Opens a link to `pr:<key>`; the room's 403 is a final refusal, anything else is retried. */
+function linkOpener(rooms: DurableObjectNamespace, key: string, who: LinkIdentity): LinkOpener {
+  return async () => {
+    const stub = rooms.getByName(roomName(key));
+    const response = await stub.fetch(linkUrl(key, who), { headers: { Upgrade: "websocket" } });
+    if (response.status === 101 && response.webSocket) return response.webSocket;
+    const body = await response.text();
+    if (response.status === 403) {
+      const refusal = LinkRefusal.safeParse(safeJson(body));
+      if (refusal.success) return { refused: refusal.data };
+    }
+    throw new Error(`room did not take the link: ${response.status} ${body.slice(0, 200)}`);
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
-  return response.webSocket;
 }
 
 /** A refused event: its ack gets the error, or, with no ack, the client gets `pr-room-error`. */
@@ -172,6 +217,7 @@ export function refuse(
   code: ErrorCode,
   message: string,
 ): void {
+  log("refused", { sid: socket.id, event: event.slice(0, 64), pr: key, code });
   if (ack) return ack({ ok: false, error: { code, message } } satisfies Refusal);
   const body: PrRoomError = { event, code, message };
   if (key !== undefined) body.pullRequestId = publicPullRequestId(key);

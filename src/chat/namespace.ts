@@ -7,10 +7,16 @@ import type { Config } from "../config.js";
 import { InboundSchemas, type ClientEventName } from "../events.js";
 import type { NamespaceHandler } from "../gateway/types.js";
 import { ChatConnection, refuse } from "./connection.js";
+import { verifyIdentity } from "./identity.js";
 
 export function chatNamespace(rooms: DurableObjectNamespace, config: Config): NamespaceHandler<ChatConnection> {
   return {
-    connect: () => ({ ok: true, data: new ChatConnection(rooms, config) }),
+    async connect({ auth }) {
+      if (config.AUTH_SECRET === undefined) return { ok: true, data: new ChatConnection(rooms, config) };
+      const verified = await verifyIdentity(auth, { ...config, AUTH_SECRET: config.AUTH_SECRET });
+      if (!verified.ok) return { ok: false, error: { message: verified.message, data: { code: verified.code } } };
+      return { ok: true, data: new ChatConnection(rooms, config, verified.identity) };
+    },
 
     event(socket, name, args, ack) {
       if (!Object.hasOwn(InboundSchemas, name)) {

@@ -4,19 +4,26 @@
  * If the room drops the link (evicted, restarted) it re-opens with backoff, and only
  * when that fails does it give up and say so.
  */
+import type { ErrorBody } from "../events.js";
 import { encodeCommand, LinkClose, type LinkCommand } from "../room/link.js";
 
 export interface RoomLinkEvents {
   /** A finished Engine.IO frame from the room, for the client. */
   frame(frame: string): void;
-  /** Ack ids the room will never answer: it dropped the link before it did. */
-  unanswered(ackIds: number[]): void;
-  /** The room could not be reached again; the link is closed. */
-  lost(): void;
+  /** Ack ids the room will never answer, and why. */
+  unanswered(ackIds: number[], error: ErrorBody): void;
+  /** The link is gone for good: refused by the room, or unreachable. `everOpened` tells which side of the join. */
+  lost(error: ErrorBody, everOpened: boolean): void;
 }
 
-/** Opens the WebSocket to the room; rejects when the room refuses. */
-export type LinkOpener = () => Promise<WebSocket>;
+/** Opens the WebSocket to the room. Resolves with the room's refusal (final), rejects when unreachable (retried). */
+export type LinkOpener = () => Promise<WebSocket | { refused: ErrorBody }>;
+
+const UNREACHABLE: ErrorBody = { code: "room_unavailable", message: "the room could not be reached; join it again" };
+const RESTARTED: ErrorBody = {
+  code: "room_unavailable",
+  message: "the room restarted before confirming; it may not have been delivered",
+};
 
 /** Delays before each re-open attempt after the room dropped the link. */
 export const REOPEN_BACKOFF_MS = [50, 250, 1000] as const;
@@ -31,6 +38,7 @@ export class RoomLink {
   private queue: LinkCommand[] = [];
   /** Ack ids sent to the room and not yet answered, oldest first. */
   private readonly inFlight: number[] = [];
+  private everOpened = false;
 
   constructor(
     readonly username: string,
@@ -43,19 +51,24 @@ export class RoomLink {
     for (let attempt = 0; attempt <= REOPEN_BACKOFF_MS.length; attempt++) {
       if (this.state === "closed") return false;
       if (attempt > 0) await sleep(REOPEN_BACKOFF_MS[attempt - 1]!);
+      let opened: Awaited<ReturnType<LinkOpener>>;
       try {
-        const ws = await this.openSocket();
-        if (this.closed) {
-          ws.close(LinkClose.leave, "left");
-          return false;
-        }
-        this.attach(ws);
-        return true;
+        opened = await this.openSocket();
       } catch {
-        // Try again after the backoff.
+        continue; // Unreachable for now: try again after the backoff.
       }
+      if ("refused" in opened) {
+        this.giveUp(opened.refused);
+        return false;
+      }
+      if (this.closed) {
+        opened.close(LinkClose.leave, "left");
+        return false;
+      }
+      this.attach(opened);
+      return true;
     }
-    this.giveUp();
+    this.giveUp(UNREACHABLE);
     return false;
   }
 
@@ -91,6 +104,7 @@ export class RoomLink {
     ws.accept();
     this.ws = ws;
     this.state = "open";
+    this.everOpened = true;
     ws.addEventListener("message", (event) => this.onFrame(event.data as string));
     ws.addEventListener("close", (event) => this.onDropped(ws, event.code));
     ws.addEventListener("error", () => this.onDropped(ws, 1006));
@@ -123,25 +137,24 @@ export class RoomLink {
   private onDropped(ws: WebSocket, code: number): void {
     if (this.state === "closed" || ws !== this.ws) return;
     this.ws = undefined;
-    if (code === LinkClose.refused) return this.giveUp();
     // The room restarted: what it had not answered may or may not have gone out.
-    this.flushUnanswered();
+    this.flushUnanswered(RESTARTED);
     this.state = "opening";
     void this.open();
   }
 
-  private giveUp(): void {
+  private giveUp(error: ErrorBody): void {
     if (this.state === "closed") return;
     this.state = "closed";
     for (const command of this.queue) if (command.ack !== undefined) this.inFlight.push(command.ack);
     this.queue = [];
-    this.flushUnanswered();
-    this.events.lost();
+    this.flushUnanswered(error);
+    this.events.lost(error, this.everOpened);
   }
 
-  private flushUnanswered(): void {
+  private flushUnanswered(error: ErrorBody): void {
     if (this.inFlight.length === 0) return;
-    this.events.unanswered(this.inFlight.splice(0));
+    this.events.unanswered(this.inFlight.splice(0), error);
   }
 }
 

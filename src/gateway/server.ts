@@ -2,6 +2,7 @@
  * The Socket.IO endpoint: checks an Engine.IO handshake request, accepts the
  * WebSocket and hands it to a Session. Applications register namespaces with `of`.
  */
+import { log } from "../log.js";
 import { EIO_VERSION } from "../protocol/engineio.js";
 import { Session } from "./session.js";
 import type { EngineOptions, Handshake, NamespaceHandler } from "./types.js";
@@ -39,6 +40,11 @@ export class SocketServer {
     if (url.searchParams.has("sid")) return refuse(HandshakeError.UNKNOWN_SID);
     if (url.searchParams.get("EIO") !== EIO_VERSION) return refuse(HandshakeError.UNSUPPORTED_PROTOCOL_VERSION);
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return refuse(HandshakeError.BAD_REQUEST);
+    // Browsers always send Origin on a WebSocket; other clients may omit it (and could forge it anyway).
+    const origin = request.headers.get("Origin");
+    if (options.allowedOrigins && origin !== null && !options.allowedOrigins.includes(origin)) {
+      return refuse(HandshakeError.FORBIDDEN, 403);
+    }
 
     const { 0: client, 1: server } = new WebSocketPair();
     server.accept();
@@ -48,6 +54,7 @@ export class SocketServer {
 }
 
 export function refuse(error: { code: number; message: string }, status = 400): Response {
+  log("handshake_refused", { status, code: error.code });
   return Response.json(error, { status });
 }
 

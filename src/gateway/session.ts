@@ -17,6 +17,7 @@ import {
   type SocketPacket,
 } from "../protocol/socketio.js";
 import { encodeMessage } from "../protocol/engineio.js";
+import { log } from "../log.js";
 import { randomId } from "./ids.js";
 import { Socket, type DisconnectReason, type SocketTransport } from "./socket.js";
 import type { EngineOptions, Handshake, NamespaceRegistry } from "./types.js";
@@ -27,6 +28,7 @@ export const CloseCode = { normal: 1000, protocolError: 1002, tooBig: 1009 } as 
 export class Session implements SocketTransport {
   readonly sid = randomId();
   closed = false;
+  private readonly openedAt = Date.now();
   private readonly sockets = new Map<string, Socket>();
   /** Namespaces whose CONNECT is being decided (async handlers). */
   private readonly connecting = new Set<string>();
@@ -57,6 +59,7 @@ export class Session implements SocketTransport {
         maxPayload: this.options.maxPayload,
       }),
     );
+    log("connect", { sid: this.sid, origin: this.handshake.origin });
     this.schedulePing();
     // A client that never joins a namespace holds a socket for nothing.
     this.connectTimer = setTimeout(() => {
@@ -91,6 +94,7 @@ export class Session implements SocketTransport {
     clearTimeout(this.pingTimer);
     clearTimeout(this.pongTimer);
     clearTimeout(this.connectTimer);
+    log("disconnect", { sid: this.sid, reason, code, seconds: Math.round((Date.now() - this.openedAt) / 1000) });
     try {
       this.ws.close(code, text || reason);
     } catch {
@@ -195,13 +199,16 @@ export class Session implements SocketTransport {
     try {
       decision = await handler.connect({ auth, handshake: this.handshake, sid: this.sid });
     } catch (error) {
-      console.error(JSON.stringify({ evt: "handler_error", where: "connect", error: String(error) }));
+      log("handler_error", { sid: this.sid, where: "connect", error: String(error) });
       decision = { ok: false, error: { message: "Internal error", data: { code: "internal" } } };
     } finally {
       this.connecting.delete(nsp);
     }
     if (this.closed) return;
-    if (!decision.ok) return this.sendConnectError(nsp, decision.error);
+    if (!decision.ok) {
+      log("connect_refused", { sid: this.sid, nsp, message: decision.error.message });
+      return this.sendConnectError(nsp, decision.error);
+    }
     clearTimeout(this.connectTimer);
     const socket = new Socket(randomId(), nsp, auth, this, decision.data);
     this.sockets.set(nsp, socket);
@@ -216,8 +223,7 @@ export class Session implements SocketTransport {
 
   /** Runs application code so that nothing it throws, sync or async, escapes the session. */
   private runHandler(run: () => void | Promise<void>): void {
-    const report = (error: unknown) =>
-      console.error(JSON.stringify({ evt: "handler_error", sid: this.sid, error: String(error) }));
+    const report = (error: unknown) => log("handler_error", { sid: this.sid, error: String(error) });
     try {
       const result = run();
       if (result instanceof Promise) result.catch(report);
@@ -227,7 +233,7 @@ export class Session implements SocketTransport {
   }
 
   private protocolError(reason: string): void {
-    console.log(JSON.stringify({ evt: "protocol_error", sid: this.sid, reason }));
+    log("protocol_error", { sid: this.sid, reason: reason.slice(0, 200) });
     this.close("parse error", CloseCode.protocolError, "protocol error");
   }
 }

@@ -6,6 +6,8 @@ export interface EngineOptions {
   pingTimeout: number;
   maxPayload: number;
   connectTimeout: number;
+  /** Exact origins a browser may connect from (`Origin` header); undefined allows any. */
+  allowedOrigins?: readonly string[];
 }
 
 /** What the client's upgrade request said, kept for the session's life. */

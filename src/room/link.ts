@@ -5,6 +5,7 @@
  * Leaving is closing the link.
  */
 import { z } from "zod";
+import { ErrorBody } from "../events.js";
 
 /** The client's ack id, when it asked for one; the room answers it directly. */
 const AckId = z.number().int().nonnegative().optional();
@@ -25,13 +26,14 @@ export const LinkIdentity = z.object({
 });
 export type LinkIdentity = z.infer<typeof LinkIdentity>;
 
-/** Close codes on the link. 4000+ are ours (RFC 6455 private range). */
+/** Close codes on the link. */
 export const LinkClose = {
   /** The member left, or its client went away. */
   leave: 1000,
-  /** The room refused the link (e.g. full); the reason says why. */
-  refused: 4403,
 } as const;
+
+/** The room's answer when it will not take a link (HTTP 403 with this JSON body). */
+export const LinkRefusal = ErrorBody;
 
 export function linkUrl(roomKey: string, who: LinkIdentity): string {
   const params = new URLSearchParams({ room: roomKey, sid: who.sid, username: who.username });

@@ -8,6 +8,7 @@ import { configOf, type Config } from "../config.js";
 import {
   publicPullRequestId,
   ServerEvent,
+  type ErrorBody,
   type JoinAck,
   type PrRoomMessage,
   type SendAck,
@@ -46,6 +47,13 @@ export class PrRoom extends DurableObject<Env> {
     const url = new URL(request.url);
     const identity = LinkIdentity.safeParse(Object.fromEntries(url.searchParams));
     if (!identity.success) return new Response("bad link identity", { status: 400 });
+    if (this.members.size >= this.config.MAX_MEMBERS_PER_ROOM) {
+      const refusal: ErrorBody = {
+        code: "room_full",
+        message: `${this.ctx.id.name ?? "this room"} is full (${this.config.MAX_MEMBERS_PER_ROOM} connections)`,
+      };
+      return Response.json(refusal, { status: 403 });
+    }
 
     const { 0: gatewaySide, 1: roomSide } = new WebSocketPair();
     this.ctx.acceptWebSocket(roomSide);

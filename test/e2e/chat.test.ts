@@ -12,7 +12,10 @@ let nextPr = 1;
 const freshPr = () => 5000 + nextPr++;
 
 beforeAll(async () => {
-  worker = await serveWorker({ vars: { TYPING_TIMEOUT_MS: "1000" } });
+  worker = await serveWorker({
+    // The 500-message burst below is far past the default rate limit (10/s, bursts of 20), on purpose.
+    vars: { TYPING_TIMEOUT_MS: "1000", RATE_LIMIT_PER_SECOND: "1000", RATE_LIMIT_BURST: "1000" },
+  });
 });
 afterAll(async () => {
   closeAll();

@@ -12,6 +12,10 @@ describe("configuration", () => {
       TYPING_TIMEOUT_MS: 5000,
       MAX_MESSAGE_LENGTH: 4000,
       JOIN_GRACE_MS: 1000,
+      MAX_ROOMS_PER_CONNECTION: 20,
+      MAX_MEMBERS_PER_ROOM: 1000,
+      RATE_LIMIT_PER_SECOND: 10,
+      RATE_LIMIT_BURST: 20,
     });
   });
 
@@ -22,7 +26,18 @@ describe("configuration", () => {
     expect(config.TYPING_TIMEOUT_MS).toBe(5000);
   });
 
+  it("reads identity and origin settings", () => {
+    const config = parseConfig({
+      AUTH_SECRET: "s".repeat(32),
+      ALLOWED_ORIGINS: "https://app.example.com, http://127.0.0.1:8787/",
+    });
+    expect(config.AUTH_SECRET).toBe("s".repeat(32));
+    expect(config.ALLOWED_ORIGINS).toEqual(["https://app.example.com", "http://127.0.0.1:8787"]);
+  });
+
   it.each([
+    ["AUTH_SECRET", "short", "at least 32 characters"],
+    ["ALLOWED_ORIGINS", "app.example.com", "origins"],
     ["PING_INTERVAL_MS", "soon", "must be a number"],
     ["PING_TIMEOUT_MS", "1.5", "whole number"],
     ["MAX_PAYLOAD_BYTES", "10", "at least 1024"],

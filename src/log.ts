@@ -1,0 +1,21 @@
+/**
+ * Structured logs: one JSON line per connection lifecycle event and per refused
+ * event, for `wrangler tail`. Never message bodies, never tokens.
+ */
+export type LogEvent =
+  | "handshake_refused"
+  | "connect"
+  | "connect_refused"
+  | "disconnect"
+  | "protocol_error"
+  | "join"
+  | "leave"
+  | "refused"
+  | "room_link_lost"
+  | "handler_error";
+
+export function log(evt: LogEvent, fields: Record<string, string | number | boolean | undefined>): void {
+  const line = JSON.stringify({ evt, ...fields });
+  if (evt === "handler_error") console.error(line);
+  else console.log(line);
+}
