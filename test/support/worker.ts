@@ -8,6 +8,8 @@ export interface ServedWorker {
   /** http://127.0.0.1:PORT */
   url: string;
   close(): Promise<void>;
+  /** What the server printed so far (wrangler dev children only). */
+  logs?(): string;
 }
 
 export async function serveWorker(options: { configPath?: string; vars?: Record<string, string> } = {}): Promise<ServedWorker> {

@@ -46,6 +46,7 @@ export async function wranglerDev(configPath: string, extraArgs: string[] = []):
   }
   return {
     url,
+    logs: () => output,
     close: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once("exit", resolve));
