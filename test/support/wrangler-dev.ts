@@ -19,9 +19,16 @@ export async function freePort(): Promise<number> {
 
 export async function wranglerDev(configPath: string, extraArgs: string[] = []): Promise<ServedWorker> {
   const port = await freePort();
+  // Parallel test files each run a wrangler: give each its own devtools port too.
+  const inspectorPort = await freePort();
   const child: ChildProcess = spawn(
     process.execPath,
-    ["node_modules/wrangler/bin/wrangler.js", "dev", "-c", configPath, "--ip", "127.0.0.1", "--port", String(port), ...extraArgs],
+    [
+      "node_modules/wrangler/bin/wrangler.js", "dev", "-c", configPath,
+      "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
+      "--show-interactive-dev-session=false",
+      ...extraArgs,
+    ],
     {
       env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -34,7 +41,7 @@ export async function wranglerDev(configPath: string, extraArgs: string[] = []):
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited ${child.exitCode}:\n${output}`);
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited ${child.exitCode}:\n${output.slice(-3000)}`);
     try {
       const response = await fetch(`${url}/socket.io/`, { signal: AbortSignal.timeout(2000) });
       await response.body?.cancel();

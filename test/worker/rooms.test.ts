@@ -263,6 +263,24 @@ describe("disconnects", () => {
   });
 });
 
+describe("a client that vanishes", () => {
+  it("is removed from its rooms within pingInterval + pingTimeout, without a close frame", async () => {
+    const pr = freshPr();
+    const watcher = await member(pr, "watcher");
+    const { client: ghost } = await connectedRaw();
+    expect(await call(ghost, "join-pr-room", { pullRequestId: pr, username: "ghost" })).toMatchObject({ members: 2 });
+    ghost.emit("typing", { pullRequestId: pr, username: "ghost" });
+    await watcher.nextEvent("typing");
+    const vanished = Date.now();
+    ghost.autoPong = false; // silent from now on: no pongs, no close
+    const [, notice] = await watcher.nextEvent("stop-typing", 2000);
+    expect(notice.username).toBe("ghost");
+    expect(Date.now() - vanished).toBeLessThanOrEqual(300 + 200 + 300);
+    expect(await call(watcher, "join-pr-room", { pullRequestId: pr, username: "watcher" })).toMatchObject({ members: 1 });
+    watcher.close();
+  });
+});
+
 describe("several rooms on one connection", () => {
   it("keeps a link per room; payloads say which room", async () => {
     const [p1, p2] = [freshPr(), freshPr()];

@@ -1,0 +1,303 @@
+/**
+ * The chat page in Chromium, against the Worker served by wrangler (which builds
+ * public/app.js through its [build] command): people on one pull request chat and
+ * see each other type; other pull requests see nothing; a reload re-joins; refused
+ * sends show the server's reason.
+ *
+ * Uses Debian's Chromium (/usr/bin/chromium, or CHROMIUM_PATH); skipped without it.
+ * UPDATE_SCREENSHOT=1 rewrites docs/screenshot.png.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { chromium, type Browser, type BrowserContext, type Frame, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { closeAll, collect, connected } from "../support/client.js";
+import { serveWorker, type ServedWorker } from "../support/worker.js";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) {
+  console.warn(`test/browser: SKIPPED, no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
+}
+
+const WAIT = 10_000;
+let worker: ServedWorker;
+let browser: Browser;
+let nextPr = 1;
+const freshPr = () => 7000 + nextPr++;
+const contexts: BrowserContext[] = [];
+const pageErrors: string[] = [];
+
+interface Shown {
+  who: string;
+  text: string;
+  own: boolean;
+}
+
+/** A page or one of its frames: the chat page, wherever it is shown. */
+type Chat = Page | Frame;
+
+/** Opens the chat page for `user` on pull request `pr` in a fresh browser context (its own cookies, its own socket). */
+async function openChat(pr: number, user: string, viewport = { width: 400, height: 700 }): Promise<Page> {
+  const context = await browser.newContext({ viewport });
+  contexts.push(context);
+  const page = await context.newPage();
+  page.on("pageerror", (error) => pageErrors.push(`${user}: ${error.message}`));
+  await page.goto(`${worker.url}/?pr=${pr}&user=${user}`);
+  await joined(page);
+  return page;
+}
+
+/** Waits until the page has joined its room (connected, join acknowledged). */
+async function joined(chat: Chat): Promise<void> {
+  await chat.waitForFunction(() => document.documentElement.dataset.joined === "true", null, { timeout: WAIT });
+}
+
+function shown(chat: Chat): Promise<Shown[]> {
+  return chat.locator("#messages li").evaluateAll((items) =>
+    items.map((li) => ({
+      who: li.querySelector(".who")?.textContent ?? "",
+      text: li.querySelector(".text")?.textContent ?? "",
+      own: li.classList.contains("own"),
+    })),
+  );
+}
+
+const typingLine = (chat: Chat) => chat.locator("#typing").textContent();
+
+async function send(chat: Chat, text: string): Promise<void> {
+  await chat.locator("#message").fill(text);
+  await chat.locator("#message").press("Enter");
+}
+
+describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
+  beforeAll(async () => {
+    [worker, browser] = await Promise.all([
+      // The room's own typing expiry out of the way, so the page's stop-typing is what is seen.
+      serveWorker({ vars: { TYPING_TIMEOUT_MS: "15000" } }),
+      chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+        ],
+      }),
+    ]);
+  });
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((context) => context.close()));
+    expect(pageErrors.splice(0)).toEqual([]);
+  });
+  afterAll(async () => {
+    closeAll();
+    await browser?.close();
+    await worker?.close();
+  });
+
+  it("is served by the Worker: the page, its bundled script, and the Socket.IO endpoint behind them", async () => {
+    const page = await fetch(`${worker.url}/`);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    const html = await page.text();
+    expect(html).toContain('<script type="module" src="/app.js"></script>');
+    expect(html).toContain('aria-live="polite"');
+
+    const script = await fetch(`${worker.url}/app.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get("content-type")).toMatch(/javascript/);
+    expect(await script.text()).toContain("socket.io-client");
+
+    expect(await (await fetch(`${worker.url}/healthz`)).json()).toEqual({ ok: true, service: "pr-rooms" });
+    const engine = await fetch(`${worker.url}/socket.io/?EIO=4&transport=polling`);
+    await engine.body?.cancel();
+    expect(engine.headers.get("content-type")).toMatch(/json/); // the Worker's Engine.IO answer, not an asset
+  });
+
+  it("two people on one pull request see each other's messages and typing; another pull request sees nothing", async () => {
+    const pr = freshPr();
+    const [john, jane, elsewhere] = await Promise.all([
+      openChat(pr, "johndoe"),
+      openChat(pr, "janedoe"),
+      openChat(freshPr(), "mallory"),
+    ]);
+    await expect.poll(() => john.locator("#status").getAttribute("data-state")).toBe("connected");
+    expect(await john.locator("#message").evaluate((input) => input === document.activeElement)).toBe(true);
+
+    // Jane types: John sees it, Jane does not see herself.
+    await jane.locator("#message").pressSequentially("Looks good", { delay: 20 });
+    await expect.poll(() => typingLine(john), { timeout: WAIT }).toBe("janedoe is typing…");
+    expect(await typingLine(jane)).toBe("");
+
+    // Enter sends; the indicator goes away; both see it, Jane's own is marked.
+    await jane.locator("#message").press("Enter");
+    await expect.poll(() => shown(john), { timeout: WAIT }).toEqual([{ who: "janedoe", text: "Looks good", own: false }]);
+    await expect.poll(() => typingLine(john), { timeout: WAIT }).toBe("");
+    await expect.poll(() => shown(jane), { timeout: WAIT }).toEqual([{ who: "janedoe", text: "Looks good", own: true }]);
+    expect(await jane.locator("#message").inputValue()).toBe("");
+    expect(await jane.locator("#messages li time").getAttribute("datetime")).toMatch(/^\d{4}-\d\d-\d\dT/);
+
+    // John answers with the button; markup in a message is shown as text.
+    await john.locator("#message").fill('<img src=x onerror="window.hacked=1"> approved');
+    await john.locator("#send").click();
+    const expected = [
+      { who: "janedoe", text: "Looks good", own: false },
+      { who: "johndoe", text: '<img src=x onerror="window.hacked=1"> approved', own: true },
+    ];
+    await expect.poll(() => shown(john), { timeout: WAIT }).toEqual(expected);
+    await expect.poll(() => shown(jane), { timeout: WAIT }).toEqual(expected.map((m) => ({ ...m, own: !m.own })));
+    expect(await jane.evaluate(() => ("hacked" in window) || document.querySelector("#messages img") !== null)).toBe(false);
+
+    // Blank input cannot be sent, by button or by Enter.
+    await jane.locator("#message").fill("   ");
+    expect(await jane.locator("#send").isDisabled()).toBe(true);
+    await jane.locator("#message").press("Enter");
+
+    // Blur stops typing.
+    await john.locator("#message").pressSequentially("one more", { delay: 20 });
+    await expect.poll(() => typingLine(jane), { timeout: WAIT }).toBe("johndoe is typing…");
+    await john.locator("#pr").focus();
+    await expect.poll(() => typingLine(jane), { timeout: WAIT }).toBe("");
+
+    // The other pull request heard none of it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await shown(jane)).toHaveLength(2);
+    expect(await shown(elsewhere)).toEqual([]);
+    expect(await typingLine(elsewhere)).toBe("");
+  });
+
+  it("sends typing at most every 2 s while keys are pressed, and stop-typing after 3 s idle", async () => {
+    const pr = freshPr();
+    const observer = await connected(worker.url);
+    expect(await observer.timeout(5000).emitWithAck("join-pr-room", { pullRequestId: pr, username: "observer" })).toMatchObject({ ok: true });
+    const notices: Array<{ event: string; at: number }> = [];
+    observer.on("typing", () => notices.push({ event: "typing", at: Date.now() }));
+    observer.on("stop-typing", () => notices.push({ event: "stop-typing", at: Date.now() }));
+    const seen = collect(observer, "pr-room-message");
+
+    const john = await openChat(pr, "johndoe");
+    // About 4.5 s of steady typing: a typing at the first key, then one every 2 s.
+    const firstKey = Date.now();
+    await john.locator("#message").pressSequentially("a".repeat(30), { delay: 150 });
+    const lastKey = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const typing = notices.filter((n) => n.event === "typing");
+    expect(typing.length).toBeGreaterThanOrEqual(2);
+    expect(typing.length).toBeLessThanOrEqual(Math.floor((lastKey - firstKey) / 2000) + 1);
+    for (let i = 1; i < typing.length; i++) expect(typing[i]!.at - typing[i - 1]!.at).toBeGreaterThanOrEqual(1900);
+    expect(notices.some((n) => n.event === "stop-typing")).toBe(false);
+
+    // Idle: the page stops by itself after 3 s (the room's expiry is 15 s here).
+    await expect.poll(() => notices.at(-1)?.event, { timeout: WAIT }).toBe("stop-typing");
+    expect(notices.at(-1)!.at - lastKey).toBeGreaterThanOrEqual(2500);
+    expect(notices.at(-1)!.at - lastKey).toBeLessThan(4500);
+    expect(seen).toEqual([]);
+  });
+
+  it("re-joins after a reload and goes on chatting", async () => {
+    const pr = freshPr();
+    const [john, jane] = await Promise.all([openChat(pr, "johndoe"), openChat(pr, "janedoe")]);
+    await send(john, "before the reload");
+    await expect.poll(() => shown(jane), { timeout: WAIT }).toHaveLength(1);
+
+    await john.reload();
+    await joined(john);
+    expect(await john.locator("#pr").inputValue()).toBe(String(pr));
+    expect(await john.locator("#user").inputValue()).toBe("johndoe");
+    expect(await shown(john)).toEqual([]); // nothing is stored
+
+    await send(john, "after the reload");
+    await send(jane, "welcome back");
+    await expect.poll(() => shown(jane), { timeout: WAIT }).toEqual([
+      { who: "johndoe", text: "before the reload", own: false },
+      { who: "johndoe", text: "after the reload", own: false },
+      { who: "janedoe", text: "welcome back", own: true },
+    ]);
+    await expect.poll(() => shown(john), { timeout: WAIT }).toEqual([
+      { who: "johndoe", text: "after the reload", own: true },
+      { who: "janedoe", text: "welcome back", own: false },
+    ]);
+  });
+
+  it("shows the server's reason for a refused send and keeps the draft", async () => {
+    const pr = freshPr();
+    const [john, jane] = await Promise.all([openChat(pr, "johndoe"), openChat(pr, "janedoe")]);
+    const long = "x".repeat(4001);
+    await send(john, long);
+    await expect.poll(() => john.locator("#alert").textContent(), { timeout: WAIT }).toBe(
+      "Not sent: message is 4001 characters; the limit is 4000",
+    );
+    expect(await john.locator("#alert").getAttribute("data-code")).toBe("message_too_long");
+    expect(await john.locator("#alert").getAttribute("role")).toBe("alert");
+    expect(await john.locator("#message").inputValue()).toBe(long);
+
+    // Shortened, it goes through and the alert clears.
+    await send(john, "x".repeat(4000));
+    await expect.poll(() => shown(jane), { timeout: WAIT }).toEqual([{ who: "johndoe", text: "x".repeat(4000), own: false }]);
+    await expect.poll(() => john.locator("#alert").textContent(), { timeout: WAIT }).toBe("");
+  });
+
+  it("picks a room from the form, and the URL follows", async () => {
+    const context = await browser.newContext({ viewport: { width: 400, height: 700 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.on("pageerror", (error) => pageErrors.push(`form: ${error.message}`));
+    await page.goto(`${worker.url}/`);
+    await expect.poll(() => page.locator("#status").getAttribute("data-state"), { timeout: WAIT }).toBe("connected");
+    expect(await page.locator("#pr").evaluate((input) => input === document.activeElement)).toBe(true);
+    expect(await page.locator("#message").isDisabled()).toBe(true);
+
+    const pr = freshPr();
+    await page.locator("#pr").fill(`00${pr}`);
+    await page.locator("#user").fill("  alice ");
+    await page.locator("#user").press("Enter");
+    await joined(page);
+    expect(new URL(page.url()).search).toBe(`?pr=${pr}&user=alice`);
+    expect(await page.locator("#title").textContent()).toBe(`Pull request #${pr}`);
+    await send(page, "hello from the form");
+    await expect.poll(() => shown(page), { timeout: WAIT }).toEqual([{ who: "alice", text: "hello from the form", own: true }]);
+  });
+
+  it("makes the screenshot of two people chatting", async () => {
+    const pr = 123; // as in the README's link; no other test uses it
+    const context = await browser.newContext({ viewport: { width: 808, height: 560 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    page.on("pageerror", (error) => pageErrors.push(`screenshot: ${error.message}`));
+    const frame = (user: string) =>
+      `<iframe name="${user}" title="${user}" src="${worker.url}/?pr=${pr}&user=${user}"></iframe>`;
+    await page.setContent(
+      `<style>body{margin:0;padding:8px;display:flex;gap:8px;background:#d1d9e0}
+       iframe{width:392px;height:544px;border:0;border-radius:10px;background:#fff}</style>
+       ${frame("johndoe")}${frame("janedoe")}`,
+    );
+    const john = page.frame({ name: "johndoe" })!;
+    const jane = page.frame({ name: "janedoe" })!;
+    await Promise.all([joined(john), joined(jane)]);
+    const lines: Array<[Frame, string]> = [
+      [john, "Pushed the fix for the flaky upload test."],
+      [jane, "Nice! Does it cover the retry path too?"],
+      [john, "Yes: see the new case in upload.test.ts, it fails without the fix."],
+      [jane, "Great, approving now."],
+    ];
+    for (const [index, [chat, text]] of lines.entries()) {
+      await send(chat, text);
+      await expect.poll(() => shown(john), { timeout: WAIT }).toHaveLength(index + 1);
+      await expect.poll(() => shown(jane), { timeout: WAIT }).toHaveLength(index + 1);
+    }
+    await john.locator("#message").pressSequentially("Thanks", { delay: 20 });
+    await expect.poll(() => typingLine(jane), { timeout: WAIT }).toBe("johndoe is typing…");
+
+    const png = await page.screenshot({ type: "png" });
+    expect(png.byteLength).toBeLessThan(200_000);
+    if (process.env.UPDATE_SCREENSHOT === "1") {
+      const docs = new URL("../../docs/", import.meta.url);
+      await mkdir(docs, { recursive: true });
+      await writeFile(new URL("screenshot.png", docs), png);
+    }
+  });
+});
