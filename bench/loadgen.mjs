@@ -1,0 +1,350 @@
+// Load generator: real socket.io-client connections (websocket transport) against one server.
+//
+//   node bench/loadgen.mjs --url http://127.0.0.1:8787 --scenario s1|s2|s3|connect [--quick]
+//        [--query "room={room}"] [--clients N] [--rooms N] [--duration S] [--rate N] [--window N]
+//        [--connect-concurrency N]
+//
+// stdout is JSON lines: {"event":"phase",...} as the run moves on (bench/run.mjs samples server CPU
+// and memory at those moments) and finally {"event":"result",...}. Logs go to stderr.
+// Each message's text is JSON {c: sender, q: seq, t: send time}, so receivers measure latency and
+// detect lost, duplicated and out-of-order messages per (receiver, sender) pair.
+import { io } from 'socket.io-client';
+import { parseArgs } from './lib/args.mjs';
+import { Histogram } from './lib/histogram.mjs';
+
+const SCENARIOS = {
+  // 100 rooms of 10, 1 msg/s per client: 1,000 msgs/s in, 10,000 deliveries/s out.
+  s1: { clients: 1000, rooms: 100, mode: 'rate', rate: 1, duration: 20, quickDuration: 6 },
+  // One big room: 200 msgs/s in, 40,000 deliveries/s out.
+  s2: { clients: 200, rooms: 1, mode: 'rate', rate: 1, duration: 20, quickDuration: 5 },
+  // Saturation: every client keeps `window` messages awaiting their ack.
+  s3: { clients: 100, rooms: 10, mode: 'window', window: 4, duration: 15, quickDuration: 5 },
+  // Connection setup only (connect + join).
+  connect: { clients: 1000, rooms: 100, mode: 'none', duration: 0, quickDuration: 0 },
+};
+
+const args = parseArgs();
+const CONNECT_TIMEOUT_MS = 20_000; // per client: connect + join ack
+const CONNECT_PHASE_CAP_MS = 90_000; // all clients
+const ACK_TIMEOUT_MS = 10_000;
+// After sending stops, keep receiving while deliveries still arrive (an overloaded server is late,
+// not lossy); give up after DRAIN_IDLE_MS without progress or DRAIN_CAP_MS in all. "lost" is what
+// never arrived by then.
+const DRAIN_IDLE_MS = 3_000;
+const DRAIN_CAP_MS = args.quick ? 10_000 : 20_000;
+
+const scenarioName = String(args.scenario ?? 's1');
+const base = SCENARIOS[scenarioName];
+if (!base) fail(`unknown scenario ${scenarioName}`);
+const cfg = {
+  ...base,
+  clients: Number(args.clients ?? base.clients),
+  rooms: Number(args.rooms ?? base.rooms),
+  duration: Number(args.duration ?? (args.quick ? base.quickDuration : base.duration)),
+  rate: Number(args.rate ?? base.rate ?? 0),
+  window: Number(args.window ?? base.window ?? 0),
+  concurrency: Number(args['connect-concurrency'] ?? 50),
+};
+const url = String(args.url ?? 'http://127.0.0.1:8787');
+const queryTemplate = typeof args.query === 'string' ? args.query : '';
+
+// Hard cap on the whole process, whatever the server does.
+const hardCapMs = CONNECT_PHASE_CAP_MS + cfg.duration * 1000 + DRAIN_CAP_MS + ACK_TIMEOUT_MS + 15_000;
+const watchdog = setTimeout(() => finish('watchdog: hard time cap reached', 2), hardCapMs);
+
+const now = () => performance.timeOrigin + performance.now(); // epoch ms, sub-ms precision
+function emit(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+const log = (...a) => console.error(`[loadgen ${scenarioName}]`, ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function fail(msg) {
+  emit({ event: 'result', error: msg });
+  process.exit(1);
+}
+
+// Room ids from a random base so a run never meets a room left over from an earlier one.
+const prBase = (1 + Math.floor(Math.random() * 899_999)) * 1000;
+const clients = Array.from({ length: cfg.clients }, (_, i) => ({
+  i,
+  username: `lg${i}`,
+  pullRequestId: prBase + (i % cfg.rooms),
+  socket: null,
+  joined: false,
+  sent: 0, // next seq to use == messages sent
+  inFlight: 0,
+  // sender index -> { next: expected seq, missing: Set of skipped seqs not seen yet }
+  from: new Map(),
+}));
+
+const stats = {
+  connect: { attempted: 0, joined: 0, failed: 0, errors: {}, latency: new Histogram(), seconds: 0 },
+  sent: 0, acked: 0, ackErrors: {}, ackTimeouts: 0, ackLatency: new Histogram(),
+  delivered: 0, deliveredInWindow: 0, expected: 0, latency: new Histogram(),
+  duplicated: 0, outOfOrder: 0, malformed: 0, foreign: 0,
+  disconnects: 0, disconnectReasons: {},
+  notConnectedSkips: 0,
+};
+const tally = (obj, key) => { obj[key] = (obj[key] ?? 0) + 1; };
+let win = { start: Infinity, end: Infinity };
+
+function queryFor(c) {
+  if (!queryTemplate) return undefined;
+  const q = {};
+  for (const [k, v] of new URLSearchParams(queryTemplate)) q[k] = v.replaceAll('{room}', String(c.pullRequestId));
+  return q;
+}
+
+function onMessage(c, m) {
+  const t = now();
+  if (!m || typeof m.id !== 'string' || typeof m.sentAt !== 'number' || m.pullRequestId !== c.pullRequestId || typeof m.message !== 'string') {
+    stats.malformed++;
+    return;
+  }
+  let body;
+  try { body = JSON.parse(m.message); } catch { stats.foreign++; return; }
+  const sender = clients[body.c];
+  if (!sender || sender.username !== m.username) { stats.foreign++; return; }
+  stats.delivered++;
+  if (t >= win.start && t <= win.end) stats.deliveredInWindow++;
+  stats.latency.record(t - body.t);
+  let track = c.from.get(body.c);
+  if (!track) c.from.set(body.c, (track = { next: 0, missing: new Set() }));
+  const q = body.q;
+  if (q === track.next) track.next++;
+  else if (q > track.next) {
+    for (let s = track.next; s < q; s++) track.missing.add(s);
+    track.next = q + 1;
+  } else if (track.missing.delete(q)) stats.outOfOrder++;
+  else stats.duplicated++;
+}
+
+function connectOne(c) {
+  return new Promise((resolve) => {
+    const t0 = now();
+    const socket = io(url, {
+      transports: ['websocket'],
+      forceNew: true, // one engine per client, as real browsers would have
+      reconnection: false, // a dropped client must show up as loss, not be papered over
+      timeout: CONNECT_TIMEOUT_MS,
+      query: queryFor(c),
+    });
+    c.socket = socket;
+    let settled = false;
+    const done = (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) {
+        stats.connect.failed++;
+        tally(stats.connect.errors, err);
+      } else {
+        c.joined = true;
+        stats.connect.joined++;
+        stats.connect.latency.record(now() - t0);
+      }
+      resolve();
+    };
+    const timer = setTimeout(() => done('timeout'), CONNECT_TIMEOUT_MS);
+    socket.on('pr-room-message', (m) => onMessage(c, m));
+    socket.on('connect_error', (e) => done(`connect_error: ${e.message}`));
+    socket.on('disconnect', (reason) => {
+      if (!settled) return done(`disconnect: ${reason}`);
+      if (reason === 'io client disconnect') return; // our own close at the end
+      stats.disconnects++;
+      tally(stats.disconnectReasons, reason);
+    });
+    socket.on('connect', () => {
+      socket.timeout(CONNECT_TIMEOUT_MS).emit('join-pr-room', { pullRequestId: c.pullRequestId, username: c.username }, (err, res) => {
+        if (err) done('join ack timeout');
+        else if (!res?.ok) done(`join rejected: ${res?.error?.code ?? JSON.stringify(res)}`);
+        else done();
+      });
+    });
+  });
+}
+
+async function connectAll() {
+  emit({ event: 'phase', phase: 'connecting', clients: cfg.clients });
+  const t0 = now();
+  let next = 0;
+  // A fixed number of handshakes in flight staggers the opening burst without a fixed delay.
+  const worker = async () => {
+    while (next < clients.length && now() - t0 < CONNECT_PHASE_CAP_MS) {
+      const c = clients[next++];
+      stats.connect.attempted++;
+      await connectOne(c);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(cfg.concurrency, clients.length) }, worker));
+  stats.connect.seconds = (now() - t0) / 1000;
+  emit({ event: 'phase', phase: 'connected', joined: stats.connect.joined, failed: stats.connect.failed });
+  log(`connected ${stats.connect.joined}/${cfg.clients} in ${stats.connect.seconds.toFixed(2)} s`);
+}
+
+// Joined, still-connected members per room: how many deliveries one message should produce.
+function roomSizes() {
+  const sizes = new Map();
+  for (const c of clients) if (c.joined) sizes.set(c.pullRequestId, (sizes.get(c.pullRequestId) ?? 0) + 1);
+  return sizes;
+}
+
+function sendOne(c, sizes, onAck) {
+  if (!c.socket.connected) {
+    stats.notConnectedSkips++;
+    return false;
+  }
+  const q = c.sent++;
+  const t = now();
+  stats.sent++;
+  stats.expected += sizes.get(c.pullRequestId) ?? 0;
+  c.inFlight++;
+  const message = JSON.stringify({ c: c.i, q, t });
+  c.socket.timeout(ACK_TIMEOUT_MS).emit('send-message-to-pr-room', { pullRequestId: c.pullRequestId, username: c.username, message }, (err, res) => {
+    c.inFlight--;
+    if (err) stats.ackTimeouts++;
+    else if (!res?.ok) tally(stats.ackErrors, res?.error?.code ?? 'bad_ack');
+    else {
+      stats.acked++;
+      stats.ackLatency.record(now() - t);
+    }
+    onAck?.();
+  });
+  return true;
+}
+
+async function runLoad() {
+  if (cfg.mode === 'none' || cfg.duration <= 0) return;
+  const active = clients.filter((c) => c.joined);
+  const sizes = roomSizes();
+  const durationMs = cfg.duration * 1000;
+  const cpu0 = process.cpuUsage();
+  win = { start: now(), end: now() + durationMs };
+  emit({ event: 'phase', phase: 'measure-start' });
+
+  if (cfg.mode === 'rate') {
+    // Each client sends every `period` ms from a random phase, so load is smooth rather than a
+    // once-a-second burst; deadlines are absolute so timer drift does not lower the rate.
+    const period = 1000 / cfg.rate;
+    for (const c of active) {
+      const phase = Math.random() * period;
+      let k = 0;
+      const tick = () => {
+        const due = win.start + phase + k * period;
+        if (due >= win.end) return;
+        k++;
+        sendOne(c, sizes);
+        setTimeout(tick, Math.max(0, win.start + phase + k * period - now()));
+      };
+      setTimeout(tick, phase);
+    }
+  } else if (cfg.mode === 'window') {
+    const pump = (c) => {
+      while (c.inFlight < cfg.window && now() < win.end) {
+        if (!sendOne(c, sizes, () => pump(c))) return;
+      }
+    };
+    active.forEach(pump);
+  }
+
+  await sleep(durationMs);
+  emit({ event: 'phase', phase: 'measure-end' });
+  const cpu = process.cpuUsage(cpu0);
+  stats.loadgenCpuPct = Math.round(((cpu.user + cpu.system) / 1000 / durationMs) * 100);
+
+  const drainStart = now();
+  let lastCount = -1, lastProgress = drainStart;
+  stats.drainEndedBy = 'cap'; // 'cap' while deliveries still arrive means backlog, not (only) loss
+  while (now() - drainStart < DRAIN_CAP_MS) {
+    const inFlight = active.reduce((n, c) => n + c.inFlight, 0);
+    if (inFlight === 0 && stats.delivered - stats.duplicated >= stats.expected) { stats.drainEndedBy = 'complete'; break; }
+    const count = stats.delivered + stats.acked;
+    if (count !== lastCount) [lastCount, lastProgress] = [count, now()];
+    if (now() - lastProgress >= DRAIN_IDLE_MS) { stats.drainEndedBy = 'idle'; break; }
+    await sleep(50);
+  }
+  stats.drainS = (now() - drainStart) / 1000;
+}
+
+function lostCount() {
+  // For every (receiver, sender) pair in the same room: skipped seqs never seen + the tail never seen.
+  let lost = 0;
+  for (const r of clients) {
+    if (!r.joined) continue;
+    for (const s of clients) {
+      if (!s.joined || s.pullRequestId !== r.pullRequestId || s.sent === 0) continue;
+      const track = r.from.get(s.i);
+      lost += track ? track.missing.size + Math.max(0, s.sent - track.next) : s.sent;
+    }
+  }
+  return lost;
+}
+
+let finished = false;
+function finish(error, code = 0) {
+  if (finished) return;
+  finished = true;
+  clearTimeout(watchdog);
+  const durationS = cfg.duration;
+  const c = stats.connect;
+  const result = {
+    event: 'result',
+    scenario: scenarioName,
+    url,
+    query: queryTemplate || null,
+    clients: cfg.clients,
+    rooms: cfg.rooms,
+    mode: cfg.mode,
+    rate: cfg.mode === 'rate' ? cfg.rate : undefined,
+    window: cfg.mode === 'window' ? cfg.window : undefined,
+    durationS,
+    connect: {
+      attempted: c.attempted, joined: c.joined, failed: c.failed, errors: c.errors,
+      seconds: round(c.seconds), perSec: c.seconds > 0 ? round(c.joined / c.seconds) : null,
+      latencyMs: c.latency.summary(),
+    },
+    sent: stats.sent,
+    acked: stats.acked,
+    ackErrors: stats.ackErrors,
+    ackTimeouts: stats.ackTimeouts,
+    ackLatencyMs: stats.ackLatency.summary(),
+    expected: stats.expected,
+    delivered: stats.delivered,
+    deliveredInWindow: stats.deliveredInWindow,
+    deliveredPerSec: durationS > 0 ? round(stats.deliveredInWindow / durationS) : null,
+    latencyMs: stats.latency.summary(),
+    lost: cfg.mode === 'none' ? 0 : lostCount(),
+    duplicated: stats.duplicated,
+    outOfOrder: stats.outOfOrder,
+    malformed: stats.malformed,
+    foreign: stats.foreign,
+    disconnects: stats.disconnects,
+    disconnectReasons: stats.disconnectReasons,
+    notConnectedSkips: stats.notConnectedSkips,
+    drainS: stats.drainS !== undefined ? round(stats.drainS) : null,
+    drainEndedBy: stats.drainEndedBy ?? null,
+    loadgenCpuPct: stats.loadgenCpuPct ?? null,
+    error: error ?? null,
+  };
+  for (const cl of clients) cl.socket?.disconnect();
+  emit(result);
+  // Give the close frames a moment to leave, then exit even if a handle lingers.
+  setTimeout(() => process.exit(code), 300).unref();
+}
+
+function round(v) {
+  return Math.round(v * 100) / 100;
+}
+
+try {
+  log(`url=${url} clients=${cfg.clients} rooms=${cfg.rooms} mode=${cfg.mode} duration=${cfg.duration}s`);
+  await connectAll();
+  if (stats.connect.joined === 0) finish('no client could connect and join', 1);
+  else {
+    await runLoad();
+    finish(null);
+  }
+} catch (err) {
+  finish(`loadgen crashed: ${err?.stack ?? err}`, 1);
+}

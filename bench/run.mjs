@@ -1,0 +1,158 @@
+// One benchmark run: ours (wrangler dev on the root wrangler.toml) vs the socket.io reference vs the
+// hibernatable-WebSocket floor, same load, side by side.
+//
+//   node bench/run.mjs [--quick] [--observability=on|off] [--pin=off]
+//                      [--servers ours,reference,floor] [--scenarios s1,s2,s3]
+//
+// Prints a table and writes bench/results/latest.json (logs in bench/results/logs/).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { parseArgs } from './lib/args.mjs';
+import { describeServers, startServer, sleep, ROOT } from './lib/servers.mjs';
+import { runLoadgen, killLoadgens } from './lib/loadgen-runner.mjs';
+import { cpuDeltaUs, sampleTree } from './lib/proc.mjs';
+import { buildRows, formatTable, notes } from './lib/report.mjs';
+
+const args = parseArgs();
+const quick = Boolean(args.quick);
+// Off by default, as `npm start` runs (see BENCHMARKS.md for both settings).
+const observability = args.observability === 'on' ? 'on' : 'off';
+const serverNames = String(args.servers ?? 'ours,reference,floor').split(',');
+// Quick mode skips s2 (one 200-member room) to stay under two minutes; s1 and s3 are shortened.
+const scenarios = String(args.scenarios ?? (quick ? 's1,s3' : 's1,s2,s3')).split(',');
+// Loadgen hard caps (its own watchdog is tighter; this is the backstop in loadgen-runner).
+const LOADGEN_CAP_MS = { s1: 150_000, s2: 150_000, s3: 150_000, connect: 120_000 };
+const RSS_SAMPLE_MS = 250;
+const SETTLE_MS = 1_000; // after start and between scenarios, so closing sockets do not bleed into the next window
+const RUN_CAP_MS = quick ? 4 * 60_000 : 12 * 60_000; // whole run; normal runs take ~1.3 and ~5 min
+
+const resultsDir = join(ROOT, 'bench/results');
+const logDir = join(resultsDir, 'logs');
+mkdirSync(logDir, { recursive: true });
+
+// Server on core 0, loadgen on core 1, so neither steals the other's CPU (when taskset exists and
+// there are two cores; otherwise they share and the output says so).
+const pinning = (() => {
+  let hasTaskset = false;
+  try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }); hasTaskset = true; } catch { /* absent */ }
+  const cores = availableParallelism();
+  if (args.pin === 'off') return { enabled: false, server: null, loadgen: null, note: 'not pinned (--pin=off)' };
+  if (!hasTaskset || cores < 2) return { enabled: false, server: null, loadgen: null, note: hasTaskset ? `only ${cores} core(s): not pinned` : 'taskset not found: not pinned' };
+  return { enabled: true, server: 0, loadgen: 1, note: 'taskset: server tree on core 0, loadgen on core 1' };
+})();
+
+const say = (...a) => console.error('[bench]', ...a);
+
+// Servers run in their own process groups, so they would outlive us on Ctrl-C or a hang: stop
+// the current one (and any loadgen) before exiting.
+let current = null;
+async function abort(why, code) {
+  say(`aborting: ${why}`);
+  killLoadgens();
+  await current?.stop();
+  process.exit(code);
+}
+process.on('SIGINT', () => abort('SIGINT', 130));
+process.on('SIGTERM', () => abort('SIGTERM', 143));
+setTimeout(() => abort(`run exceeded ${RUN_CAP_MS / 60_000} min`, 3), RUN_CAP_MS).unref();
+
+// An overloaded server keeps working off its backlog after the clients leave; wait for it to go
+// quiet so that backlog is not billed to the next scenario.
+const IDLE_PCT = 10; // % of one core
+const IDLE_PROBE_MS = 500;
+const IDLE_CAP_MS = 30_000;
+async function waitIdle(pid) {
+  const end = Date.now() + IDLE_CAP_MS;
+  let pct = Infinity;
+  while (Date.now() < end) {
+    const a = sampleTree(pid);
+    await sleep(IDLE_PROBE_MS);
+    const b = sampleTree(pid);
+    pct = (cpuDeltaUs(a, b) / 1e3 / (b.at - a.at)) * 100;
+    if (pct < IDLE_PCT) return { idle: true, pct };
+  }
+  return { idle: false, pct };
+}
+
+async function benchServer(name, spec) {
+  const out = { status: 'unavailable', scenarios: {} };
+  let server;
+  try {
+    say(`starting ${name}`);
+    server = current = await startServer(name, spec, { cpu: pinning.server, logDir });
+  } catch (err) {
+    out.reason = String(err.message ?? err);
+    say(`${name} unavailable: ${out.reason.split('\n')[0]} (log: bench/results/logs/${name}.log)`);
+    return out;
+  }
+  out.status = 'ok';
+  out.command = server.command;
+  let peak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, sampleTree(server.pid).rssBytes);
+  }, RSS_SAMPLE_MS);
+  try {
+    await sleep(SETTLE_MS);
+    out.idleRssBytes = sampleTree(server.pid).rssBytes;
+    out.processes = sampleTree(server.pid).procs;
+    for (const scenario of scenarios) {
+      if (!server.alive()) {
+        out.status = 'failed';
+        out.reason = `server exited before ${scenario}; see bench/results/logs/${name}.log`;
+        break;
+      }
+      say(`${name}: ${scenario}`);
+      const reloadsBefore = server.reloads();
+      const run = await runLoadgen({ server, scenario, quick, cpu: pinning.loadgen, logPath: join(logDir, `${name}-${scenario}.loadgen.log`), capMs: LOADGEN_CAP_MS[scenario] ?? 150_000 });
+      run.reloads = server.reloads() - reloadsBefore;
+      out.scenarios[scenario] = run;
+      const r = run.result;
+      say(`${name}: ${scenario} -> ${r.error ? `error: ${r.error}` : `${r.deliveredPerSec} msgs/s, p99 ${r.latencyMs?.p99} ms, lost ${r.lost}`}${run.reloads ? ` (worker reloaded ${run.reloads}x: invalid)` : ''}`);
+      await sleep(SETTLE_MS);
+      const idle = await waitIdle(server.pid);
+      if (!idle.idle) say(`${name}: still busy (${idle.pct.toFixed(0)}% of a core) ${IDLE_CAP_MS / 1000} s after ${scenario}`);
+    }
+  } finally {
+    clearInterval(sampler);
+    out.peakRssBytes = Math.max(peak, sampleTree(server.pid).rssBytes);
+    await server.stop();
+    current = null;
+  }
+  return out;
+}
+
+const started = new Date();
+const t0 = performance.now();
+say(`mode=${quick ? 'quick' : 'full'} scenarios=${scenarios.join(',')} observability=${observability} (wrangler servers) ${pinning.note}`);
+const specs = await describeServers({ observability });
+const results = {};
+for (const name of serverNames) {
+  if (!specs[name]) { say(`unknown server ${name}`); continue; }
+  results[name] = await benchServer(name, specs[name]);
+}
+
+const rows = buildRows(results, scenarios);
+const report = {
+  startedAt: started.toISOString(),
+  durationS: Math.round((performance.now() - t0) / 100) / 10,
+  mode: quick ? 'quick' : 'full',
+  scenarios,
+  observability: `${observability} (${observability === 'off' ? 'X_LOCAL_OBSERVABILITY=false' : "wrangler's default"}; applies to ours and floor)`,
+  pinning: pinning.note,
+  node: process.version,
+  cores: availableParallelism(),
+  rows,
+  notes: notes(results),
+  servers: results,
+};
+writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2));
+
+console.log(`\nPR-room bench (${report.mode}, ${report.durationS} s) | observability ${observability} | ${pinning.note}`);
+for (const [name, r] of Object.entries(results)) {
+  if (r.status !== 'ok') console.log(`  ${name}: ${r.status}${r.reason ? ` (${r.reason.split('\n')[0]})` : ''}`);
+}
+console.log(formatTable(rows, results));
+if (report.notes.length) console.log(`\nnotes:\n${report.notes.map((n) => `  - ${n}`).join('\n')}`);
+console.log('\nwritten bench/results/latest.json; logs in bench/results/logs/');
