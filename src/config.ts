@@ -58,7 +58,16 @@ export const ConfigSchema = z.object({
     .string()
     .optional()
     .transform((list) => (list === undefined ? undefined : list.split(",").map((origin) => origin.trim()).filter(Boolean)))
-    .pipe(z.array(z.url({ error: "must be a comma-separated list of origins like https://app.example.com" })).optional())
+    .pipe(
+      z
+        .array(
+          z
+            .url({ error: "must be a comma-separated list of origins like https://app.example.com" })
+            // Only http(s) origins: others serialise as "null", which would let sandboxed pages in.
+            .refine((origin) => !URL.canParse(origin) || new URL(origin).origin !== "null", { error: "must be http(s) origins" }),
+        )
+        .optional(),
+    )
     .transform((origins) => origins?.map((origin) => new URL(origin).origin)),
 });
 

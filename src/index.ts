@@ -7,6 +7,7 @@ import { chatNamespace } from "./chat/namespace.js";
 import { ConfigError, configOf, type Config } from "./config.js";
 import { CHAT_NAMESPACE } from "./events.js";
 import { SocketServer } from "./gateway/server.js";
+import { log } from "./log.js";
 import type { EngineOptions } from "./gateway/types.js";
 
 export { PrRoom } from "./room/pr-room.js";
@@ -42,8 +43,12 @@ const app = new Hono<{ Bindings: Env }>()
     return socketServer(c.env, config).handleUpgrade(c.req.raw, engineOptions(config));
   })
   .onError((error, c) => {
-    if (error instanceof ConfigError) return c.json({ ok: false, error: error.message }, 500);
-    console.error(JSON.stringify({ evt: "http_error", path: c.req.path, error: String(error) }));
+    if (error instanceof ConfigError) {
+      // The details (which variable, why) go to the logs, not to whoever asked.
+      log("config_error", { error: error.message });
+      return c.json({ ok: false, error: "server misconfigured; see the logs" }, 500);
+    }
+    log("handler_error", { path: c.req.path, error: String(error) });
     return c.json({ ok: false, error: "internal error" }, 500);
   });
 

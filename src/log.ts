@@ -12,10 +12,11 @@ export type LogEvent =
   | "leave"
   | "refused"
   | "room_link_lost"
-  | "handler_error";
+  | "handler_error"
+  | "config_error";
 
 export function log(evt: LogEvent, fields: Record<string, string | number | boolean | undefined>): void {
   const line = JSON.stringify({ evt, ...fields });
-  if (evt === "handler_error") console.error(line);
+  if (evt === "handler_error" || evt === "config_error") console.error(line);
   else console.log(line);
 }

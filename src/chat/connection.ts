@@ -53,6 +53,8 @@ export class ChatConnection {
   /** Joins, leaves and messages share one budget; typing has its own, dropped silently when spent. */
   private readonly actions: TokenBucket;
   private readonly typing: TokenBucket;
+  private rateLoggedAt = 0;
+  private expiryTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly rooms: DurableObjectNamespace,
@@ -65,19 +67,27 @@ export class ChatConnection {
     this.typing = new TokenBucket(config.RATE_LIMIT_PER_SECOND, config.RATE_LIMIT_BURST, now);
   }
 
-  /** Rate-limits and routes one event; `mayHold` is false when a held event is replayed. */
+  /**
+   * Charges an event, valid or not, to this connection's budget before any other work,
+   * so neither good nor bad events can flood. Excess typing is dropped silently.
+   */
+  admit(socket: ChatSocket, name: string, ack: AckCallback | undefined): boolean {
+    const isTyping = name === ClientEvent.typing || name === ClientEvent.stopTyping;
+    if ((isTyping ? this.typing : this.actions).take(Date.now())) return true;
+    if (isTyping && !ack) return false;
+    const limit = `${this.config.RATE_LIMIT_PER_SECOND}/s, bursts of ${this.config.RATE_LIMIT_BURST}`;
+    refuse(socket, ack, name, undefined, "rate_limited", `too many events; the limit is ${limit}`, this.shouldLogRateLimit());
+    return false;
+  }
+
+  /** Routes one validated event; `mayHold` is false when a held event is replayed. */
   dispatch(socket: ChatSocket, room: RoomEvent, mayHold = true): void {
     const { event, data, ack } = room;
     const { pullRequestId: key, username } = data;
     const fail = (code: ErrorCode, message: string) => refuse(socket, ack, event, key, code, message);
 
-    if (mayHold) {
-      const isTyping = event === ClientEvent.typing || event === ClientEvent.stopTyping;
-      if (!(isTyping ? this.typing : this.actions).take(Date.now())) {
-        if (isTyping && !ack) return;
-        const limit = `${this.config.RATE_LIMIT_PER_SECOND}/s, bursts of ${this.config.RATE_LIMIT_BURST}`;
-        return fail("rate_limited", `too many events; the limit is ${limit}`);
-      }
+    if (data.message !== undefined && data.message.length > this.config.MAX_MESSAGE_LENGTH) {
+      return fail("message_too_long", `message is ${data.message.length} characters; the limit is ${this.config.MAX_MESSAGE_LENGTH}`);
     }
     if (this.identity && username !== this.identity.username) {
       return fail("username_mismatch", `this connection's token is for ${JSON.stringify(this.identity.username)}`);
@@ -113,22 +123,42 @@ export class ChatConnection {
       return fail("not_joined", `join ${roomName(key)} with join-pr-room first`);
     }
     if (event === ClientEvent.send && data.message !== undefined) {
-      const { message } = data;
-      if (message.length > this.config.MAX_MESSAGE_LENGTH) {
-        return fail("message_too_long", `message is ${message.length} characters; the limit is ${this.config.MAX_MESSAGE_LENGTH}`);
-      }
-      return forward(link, { t: "msg", ack: ack?.id, message }, fail);
+      return forward(link, { t: "msg", ack: ack?.id, message: data.message }, fail);
     }
     return forward(link, { t: event === ClientEvent.typing ? "typing" : "stop-typing", ack: ack?.id }, fail);
   }
 
   /** Leaves every room: the client is gone. */
-  closeAll(): void {
-    for (const link of this.links.values()) link.close();
+  closeAll(socket: ChatSocket): void {
+    for (const [key, link] of this.links) {
+      link.close();
+      log("leave", { sid: socket.id, pr: key, user: link.username, why: "disconnect" });
+    }
     this.links.clear();
     for (const held of this.held.values()) clearTimeout(held.timer);
     this.held.clear();
     this.heldCount = 0;
+    clearTimeout(this.expiryTimer);
+  }
+
+  /** With identity on, the connection ends when its token does: `exp` is not only checked at CONNECT. */
+  endAtExpiry(socket: ChatSocket): void {
+    if (!this.identity) return;
+    // setTimeout holds at most 2^31-1 ms (~24 days); a longer token is re-checked then.
+    const wait = Math.min(this.identity.expiresAt - Date.now(), 2 ** 31 - 1);
+    this.expiryTimer = setTimeout(() => {
+      if (Date.now() < this.identity!.expiresAt) return this.endAtExpiry(socket);
+      log("disconnect", { sid: socket.id, reason: "token expired" });
+      socket.disconnect();
+    }, Math.max(0, wait));
+  }
+
+  /** Rate-limit refusals are logged at most once a second per connection. */
+  private shouldLogRateLimit(): boolean {
+    const now = Date.now();
+    if (now - this.rateLoggedAt < 1000) return false;
+    this.rateLoggedAt = now;
+    return true;
   }
 
   private join(socket: ChatSocket, key: string, username: string, ack: AckCallback | undefined): void {
@@ -185,11 +215,22 @@ function forward(link: RoomLink, command: LinkCommand, fail: (code: ErrorCode, m
   if (!link.send(command)) fail("room_unavailable", "the room is not reachable right now; try again");
 }
 
+/** How long one attempt to reach a room may take before it counts as failed. */
+export const LINK_OPEN_TIMEOUT_MS = 5_000;
+
 /** Opens a link to `pr:<key>`; the room's 403 is a final refusal, anything else is retried. */
 function linkOpener(rooms: DurableObjectNamespace, key: string, who: LinkIdentity): LinkOpener {
   return async () => {
     const stub = rooms.getByName(roomName(key));
-    const response = await stub.fetch(linkUrl(key, who), { headers: { Upgrade: "websocket" } });
+    const pending = stub.fetch(linkUrl(key, who), { headers: { Upgrade: "websocket" } });
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), LINK_OPEN_TIMEOUT_MS)));
+    const response = await Promise.race([pending, timedOut]).finally(() => clearTimeout(timer));
+    if (response === "timeout") {
+      // If the room answers after all, close what it accepted so it keeps no ghost member.
+      pending.then((late) => closeLate(late.webSocket), () => undefined);
+      throw new Error(`room did not answer within ${LINK_OPEN_TIMEOUT_MS} ms`);
+    }
     if (response.status === 101 && response.webSocket) return response.webSocket;
     const body = await response.text();
     if (response.status === 403) {
@@ -198,6 +239,15 @@ function linkOpener(rooms: DurableObjectNamespace, key: string, who: LinkIdentit
     }
     throw new Error(`room did not take the link: ${response.status} ${body.slice(0, 200)}`);
   };
+}
+
+function closeLate(ws: WebSocket | null): void {
+  try {
+    ws?.accept();
+    ws?.close(1000, "gave up waiting");
+  } catch {
+    // Nothing to close.
+  }
 }
 
 function safeJson(text: string): unknown {
@@ -212,12 +262,15 @@ function safeJson(text: string): unknown {
 export function refuse(
   socket: ChatSocket,
   ack: AckCallback | undefined,
-  event: string,
+  name: string,
   key: string | undefined,
   code: ErrorCode,
   message: string,
+  logIt = true,
 ): void {
-  log("refused", { sid: socket.id, event: event.slice(0, 64), pr: key, code });
+  // The event name is the client's: echo at most a short prefix of it.
+  const event = name.slice(0, 64);
+  if (logIt) log("refused", { sid: socket.id, event, pr: key, code });
   if (ack) return ack({ ok: false, error: { code, message } } satisfies Refusal);
   const body: PrRoomError = { event, code, message };
   if (key !== undefined) body.pullRequestId = publicPullRequestId(key);

@@ -12,6 +12,8 @@ export interface Identity {
   username: string;
   /** Canonical ids of the pull requests this connection may join; undefined: any. */
   pullRequests?: ReadonlySet<string>;
+  /** The token's `exp`, in ms since the epoch: the connection ends then. */
+  expiresAt: number;
 }
 
 export const AuthErrorCode = z.enum(["auth_required", "token_invalid", "token_expired"]);
@@ -33,7 +35,8 @@ export async function verifyIdentity(auth: Record<string, unknown>, config: Conf
   if (token.length > 8192) return { ok: false, code: "token_invalid", message: "token too long" };
   let payload: unknown;
   try {
-    // The algorithm is pinned: a token that names another (or "none") fails here.
+    // The algorithm is pinned: a token that names another (or "none") fails here. hono checks
+    // exp/iss/aud before the signature, so a forged token may be told "expired": harmless.
     payload = await verify(token, config.AUTH_SECRET, {
       alg: "HS256",
       iss: config.AUTH_ISSUER,
@@ -49,6 +52,6 @@ export async function verifyIdentity(auth: Record<string, unknown>, config: Conf
     const issue = claims.error.issues[0]!;
     return { ok: false, code: "token_invalid", message: `token claims: ${issue.path.join(".")}: ${issue.message}` };
   }
-  const { sub, prs } = claims.data;
-  return { ok: true, identity: { username: sub, pullRequests: prs ? new Set(prs) : undefined } };
+  const { sub, prs, exp } = claims.data;
+  return { ok: true, identity: { username: sub, pullRequests: prs ? new Set(prs) : undefined, expiresAt: exp * 1000 } };
 }

@@ -18,9 +18,14 @@ export function chatNamespace(rooms: DurableObjectNamespace, config: Config): Na
       return { ok: true, data: new ChatConnection(rooms, config, verified.identity) };
     },
 
+    connected(socket) {
+      socket.data.endAtExpiry(socket);
+    },
+
     event(socket, name, args, ack) {
+      if (!socket.data.admit(socket, name, ack)) return;
       if (!Object.hasOwn(InboundSchemas, name)) {
-        return refuse(socket, ack, name, undefined, "unknown_event", `unknown event ${JSON.stringify(name)}`);
+        return refuse(socket, ack, name, undefined, "unknown_event", `unknown event ${JSON.stringify(name.slice(0, 64))}`);
       }
       const event = name as ClientEventName;
       const parsed = InboundSchemas[event].safeParse(args[0]);
@@ -33,7 +38,7 @@ export function chatNamespace(rooms: DurableObjectNamespace, config: Config): Na
     },
 
     disconnect(socket) {
-      socket.data.closeAll();
+      socket.data.closeAll(socket);
     },
   };
 }

@@ -30,7 +30,13 @@ export const REOPEN_BACKOFF_MS = [50, 250, 1000] as const;
 /** Commands held while the link (re)opens; past this the client is told, not ignored. */
 export const MAX_QUEUED_COMMANDS = 256;
 
-type State = "opening" | "open" | "closed";
+/**
+ * opening → open ⇄ opening (re-open) → closing (left; answers to its own acks still come) → closed.
+ * Any state → closed when the room refuses or cannot be reached.
+ */
+type State = "opening" | "open" | "closing" | "closed";
+
+const LEFT: ErrorBody = { code: "not_joined", message: "left the room before this reached it" };
 
 export class RoomLink {
   private ws: WebSocket | undefined;
@@ -46,11 +52,16 @@ export class RoomLink {
     private readonly events: RoomLinkEvents,
   ) {}
 
-  /** Opens the link; resolves false if the room never accepted it. */
+  /** Left or lost: takes no more commands. */
+  get closed(): boolean {
+    return this.state === "closing" || this.state === "closed";
+  }
+
+  /** Opens the link, retrying with backoff; resolves false if the room never accepted it. */
   async open(): Promise<boolean> {
     for (let attempt = 0; attempt <= REOPEN_BACKOFF_MS.length; attempt++) {
-      if (this.state === "closed") return false;
       if (attempt > 0) await sleep(REOPEN_BACKOFF_MS[attempt - 1]!);
+      if (this.closed) return false;
       let opened: Awaited<ReturnType<LinkOpener>>;
       try {
         opened = await this.openSocket();
@@ -62,42 +73,47 @@ export class RoomLink {
         return false;
       }
       if (this.closed) {
-        opened.close(LinkClose.leave, "left");
+        // Left while the room was accepting: close what it accepted, or it keeps a ghost member.
+        closeQuietly(opened, true);
+        this.state = "closed";
         return false;
       }
-      this.attach(opened);
-      return true;
+      try {
+        this.attach(opened);
+        return true;
+      } catch {
+        closeQuietly(opened, false); // accept() failed: the end is unusable, try a fresh one
+      }
     }
     this.giveUp(UNREACHABLE);
     return false;
   }
 
-  get closed(): boolean {
-    return this.state === "closed";
-  }
-
   /** Queues while opening; false when the queue is full or the link is gone. */
   send(command: LinkCommand): boolean {
-    if (this.state === "closed") return false;
-    if (this.state === "opening") {
+    if (this.closed) return false;
+    if (this.state === "opening" || !this.ws) {
       if (this.queue.length >= MAX_QUEUED_COMMANDS) return false;
       this.queue.push(command);
       return true;
     }
-    this.transmit(command);
+    this.transmit(this.ws, command);
     return true;
   }
 
-  /** Leaves the room: closing the link is the leave. */
+  /**
+   * Leaves the room: closing the link is the leave. Commands never sent are answered
+   * `not_joined`; acks for commands already sent still come back until the room closes.
+   */
   close(): void {
-    if (this.state === "closed") return;
-    this.state = "closed";
-    this.queue = [];
-    try {
-      this.ws?.close(LinkClose.leave, "leave");
-    } catch {
-      // Already closed.
+    if (this.closed) return;
+    this.answerQueued(LEFT);
+    if (!this.ws) {
+      this.state = "closed";
+      return;
     }
+    this.state = "closing";
+    closeQuietly(this.ws, false);
   }
 
   private attach(ws: WebSocket): void {
@@ -106,37 +122,56 @@ export class RoomLink {
     this.state = "open";
     this.everOpened = true;
     ws.addEventListener("message", (event) => this.onFrame(event.data as string));
-    ws.addEventListener("close", (event) => this.onDropped(ws, event.code));
-    ws.addEventListener("error", () => this.onDropped(ws, 1006));
+    ws.addEventListener("close", () => this.onDropped(ws));
+    ws.addEventListener("error", () => this.onDropped(ws));
     const queued = this.queue;
     this.queue = [];
-    for (const command of queued) this.transmit(command);
+    for (const [index, command] of queued.entries()) {
+      if (this.ws !== ws || this.state !== "open") {
+        // Dropped mid-flush: keep the rest, in order, for the next link.
+        this.queue.unshift(...queued.slice(index));
+        return;
+      }
+      this.transmit(ws, command);
+    }
   }
 
-  private transmit(command: LinkCommand): void {
+  private transmit(ws: WebSocket, command: LinkCommand): void {
     if (command.ack !== undefined) this.inFlight.push(command.ack);
     try {
-      this.ws!.send(encodeCommand(command));
+      ws.send(encodeCommand(command));
     } catch {
-      this.onDropped(this.ws!, 1006);
+      this.onDropped(ws);
     }
   }
 
   private onFrame(frame: string): void {
-    if (this.state !== "open") return;
     // An ACK frame is `43<id>[...]`: read the id without parsing the JSON.
-    if (frame.charCodeAt(0) === 52 && frame.charCodeAt(1) === 51) this.answered(ackIdOf(frame));
-    this.events.frame(frame);
+    const isAck = frame.charCodeAt(0) === 52 && frame.charCodeAt(1) === 51;
+    if (this.state === "open") {
+      if (isAck) this.answered(ackIdOf(frame));
+      this.events.frame(frame);
+    } else if (this.state === "closing" && isAck && this.answered(ackIdOf(frame))) {
+      // After a leave only answers to the leaver's own earlier events go through.
+      this.events.frame(frame);
+    }
   }
 
-  private answered(id: number): void {
+  private answered(id: number): boolean {
     const index = this.inFlight.indexOf(id);
-    if (index !== -1) this.inFlight.splice(index, 1);
+    if (index === -1) return false;
+    this.inFlight.splice(index, 1);
+    return true;
   }
 
-  private onDropped(ws: WebSocket, code: number): void {
-    if (this.state === "closed" || ws !== this.ws) return;
+  private onDropped(ws: WebSocket): void {
+    if (ws !== this.ws) return;
     this.ws = undefined;
+    if (this.state === "closing") {
+      this.state = "closed";
+      return this.flushUnanswered(LEFT);
+    }
+    if (this.state !== "open") return;
     // The room restarted: what it had not answered may or may not have gone out.
     this.flushUnanswered(RESTARTED);
     this.state = "opening";
@@ -145,16 +180,32 @@ export class RoomLink {
 
   private giveUp(error: ErrorBody): void {
     if (this.state === "closed") return;
+    const wasLeaving = this.state === "closing";
     this.state = "closed";
-    for (const command of this.queue) if (command.ack !== undefined) this.inFlight.push(command.ack);
-    this.queue = [];
+    this.answerQueued(error);
     this.flushUnanswered(error);
-    this.events.lost(error, this.everOpened);
+    if (!wasLeaving) this.events.lost(error, this.everOpened);
+  }
+
+  private answerQueued(error: ErrorBody): void {
+    const ids = this.queue.flatMap((command) => (command.ack === undefined ? [] : [command.ack]));
+    this.queue = [];
+    if (ids.length > 0) this.events.unanswered(ids, error);
   }
 
   private flushUnanswered(error: ErrorBody): void {
     if (this.inFlight.length === 0) return;
     this.events.unanswered(this.inFlight.splice(0), error);
+  }
+}
+
+/** Closes a link end; an end never accepted must be accepted first (workerd refuses otherwise). */
+function closeQuietly(ws: WebSocket, accept: boolean): void {
+  try {
+    if (accept) ws.accept();
+    ws.close(LinkClose.leave, "leave");
+  } catch {
+    // Already closed.
   }
 }
 

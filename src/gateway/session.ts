@@ -78,10 +78,11 @@ export class Session implements SocketTransport {
 
   leaveNamespace(socket: Socket, reason: DisconnectReason): void {
     if (this.sockets.get(socket.nsp) !== socket) return;
+    // Forget it first: a failing send below closes the session, which must not leave it twice.
+    this.sockets.delete(socket.nsp);
     if (reason === "server namespace disconnect") {
       socket.sendPacket({ type: SocketPacketType.DISCONNECT, nsp: socket.nsp });
     }
-    this.sockets.delete(socket.nsp);
     socket.markDisconnected();
     this.runHandler(() => this.namespaces.get(socket.nsp)?.disconnect?.(socket, reason));
   }
@@ -102,11 +103,21 @@ export class Session implements SocketTransport {
     }
   }
 
+  /** One ping chain per session: the next ping is scheduled only by the pong to the last one. */
   private schedulePing(): void {
+    clearTimeout(this.pingTimer);
     this.pingTimer = setTimeout(() => {
       this.sendFrame(EnginePacketType.ping);
       this.pongTimer = setTimeout(() => this.close("ping timeout"), this.options.pingTimeout);
     }, this.options.pingInterval);
+  }
+
+  private onPong(): void {
+    // A pong nobody asked for changes nothing (else each one would start another ping chain).
+    if (this.pongTimer === null) return;
+    clearTimeout(this.pongTimer);
+    this.pongTimer = null;
+    this.schedulePing();
   }
 
   private onFrame(frame: string | ArrayBuffer): void {
@@ -120,9 +131,7 @@ export class Session implements SocketTransport {
     const packet = decoded.value;
     switch (packet.type) {
       case "pong":
-        clearTimeout(this.pongTimer);
-        this.schedulePing();
-        return;
+        return this.onPong();
       case "message":
         return this.onMessage(packet.data);
       case "close":
@@ -182,7 +191,7 @@ export class Session implements SocketTransport {
         return this.runHandler(() => handler.event(socket, name, args, ack));
       }
       case SocketPacketType.ACK:
-        return socket.receiveAck(packet.id!, packet.data as unknown[]);
+        return this.runHandler(() => socket.receiveAck(packet.id!, packet.data as unknown[]));
       default:
         return this.protocolError("CONNECT_ERROR is for servers to send");
     }

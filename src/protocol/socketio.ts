@@ -178,7 +178,7 @@ function fill(value: unknown, buffers: ArrayBuffer[], depth: number): unknown {
     return buffers[num];
   }
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(record)) out[key] = fill(item, buffers, depth + 1);
+  for (const [key, item] of Object.entries(record)) setOwn(out, key, fill(item, buffers, depth + 1));
   return out;
 }
 
@@ -190,8 +190,13 @@ function deconstruct(value: unknown, buffers: ArrayBuffer[], depth = 0): unknown
   if (value === null || typeof value !== "object" || depth > MAX_BINARY_DEPTH) return value;
   if (Array.isArray(value)) return value.map((item) => deconstruct(item, buffers, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = deconstruct(item, buffers, depth + 1);
+  for (const [key, item] of Object.entries(value)) setOwn(out, key, deconstruct(item, buffers, depth + 1));
   return out;
+}
+
+/** Sets an own property, even one named "__proto__" (plain assignment would swap the prototype). */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function toArrayBuffer(value: Binary): ArrayBuffer {

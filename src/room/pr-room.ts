@@ -15,6 +15,7 @@ import {
   type TypingAck,
   type TypingNotice,
 } from "../events.js";
+import { log } from "../log.js";
 import { ackFrame, eventFrame } from "./frames.js";
 import { decodeCommand, LinkClose, LinkIdentity, type LinkCommand } from "./link.js";
 
@@ -44,6 +45,7 @@ export class PrRoom extends DurableObject<Env> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
+    if (!this.ctx.id.name) return new Response("rooms are reached by name (pr:<id>)", { status: 400 });
     const url = new URL(request.url);
     const identity = LinkIdentity.safeParse(Object.fromEntries(url.searchParams));
     if (!identity.success) return new Response("bad link identity", { status: 400 });
@@ -120,7 +122,7 @@ export class PrRoom extends DurableObject<Env> {
         const first = member.typingUntil === 0;
         this.setTyping(ws, member, Date.now() + this.config.TYPING_TIMEOUT_MS);
         this.broadcast(eventFrame(ServerEvent.typing, this.notice(member)), ws);
-        if (first) void this.scheduleTypingExpiry();
+        if (first) this.scheduleTypingExpiry().catch((error) => log("handler_error", { where: "typing alarm", error: String(error) }));
         break;
       }
       case "stop-typing":

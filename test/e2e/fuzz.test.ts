@@ -145,6 +145,22 @@ describe("hostile input", () => {
       fresh.close();
     }
 
+    // Rapid join/leave on one connection, without waiting: it must leave no ghost behind.
+    const flicker = await openRawWs(worker.url);
+    await flicker.connect();
+    for (let i = 0; i < 40; i++) {
+      flicker.emit(i % 2 ? "leave-pr-room" : "join-pr-room", { pullRequestId: BYSTANDER_PR, username: "flicker" });
+      sent++;
+    }
+    flicker.emit("leave-pr-room", { pullRequestId: BYSTANDER_PR, username: "flicker" });
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // the rate budget refills; the last leave went through
+    flicker.emit("leave-pr-room", { pullRequestId: BYSTANDER_PR, username: "flicker" }, 1);
+    expect(await flicker.ack(1)).toMatchObject({ ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const count = await dave.timeout(5000).emitWithAck("join-pr-room", { pullRequestId: BYSTANDER_PR, username: "dave" });
+    expect(count.members).toBe(2); // carol and dave, no flicker
+    flicker.close();
+
     expect(atDave.map((m) => m.message)).toEqual(atCarol.map((m) => m.message));
     expect(atDave.map((m) => m.message)).toEqual(Array.from({ length: atDave.length }, (_, i) => `batch ${i}`));
     const logs = worker.logs!();

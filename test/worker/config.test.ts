@@ -38,6 +38,7 @@ describe("configuration", () => {
   it.each([
     ["AUTH_SECRET", "short", "at least 32 characters"],
     ["ALLOWED_ORIGINS", "app.example.com", "origins"],
+    ["ALLOWED_ORIGINS", "https://ok.example, chrome-extension://abc", "http\\(s\\) origins"],
     ["PING_INTERVAL_MS", "soon", "must be a number"],
     ["PING_TIMEOUT_MS", "1.5", "whole number"],
     ["MAX_PAYLOAD_BYTES", "10", "at least 1024"],

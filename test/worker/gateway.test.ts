@@ -78,6 +78,26 @@ describe("heartbeat", () => {
     expect(closed.reason).toContain("ping timeout");
   });
 
+  it("ignores pongs nobody asked for: still one ping per interval", async () => {
+    const { client } = await connectedRaw();
+    client.autoPong = false;
+    for (let i = 0; i < 20; i++) client.send("3");
+    const pings: number[] = [];
+    const started = Date.now();
+    while (Date.now() - started < 1300) {
+      const frame = await client.next({ timeoutMs: 1000 });
+      if (frame === "2") {
+        pings.push(Date.now() - started);
+        client.send("3");
+      }
+    }
+    // ~300 ms apart: four or so in 1.3 s, not twenty chains of them.
+    expect(pings.length).toBeGreaterThanOrEqual(3);
+    expect(pings.length).toBeLessThanOrEqual(5);
+    expect(client.closed).toBeUndefined();
+    client.close();
+  });
+
   it("treats a client ping as a protocol violation", async () => {
     const { client } = await connectedRaw();
     client.send("2");

@@ -87,6 +87,45 @@ describe("RoomLink", () => {
     expect(link.send({ t: "typing" })).toBe(false);
   });
 
+  it("closes a link the room accepted after the client had already left", async () => {
+    const side = roomSide();
+    let roomClosed = false;
+    side.room.addEventListener("close", () => (roomClosed = true));
+    let accept!: () => void;
+    const accepted = new Promise<void>((resolve) => (accept = resolve));
+    const { seen, events } = recorder();
+    const link = new RoomLink("alice", async () => (await accepted, side.gateway), events);
+    link.send({ t: "join", ack: 4 });
+    const opening = link.open();
+    link.close(); // leave while the room is still accepting
+    accept();
+    expect(await opening).toBe(false);
+    await settle(50);
+    expect(roomClosed).toBe(true);
+    expect(seen.unanswered).toEqual([[[4], expect.objectContaining({ code: "not_joined" })]]);
+    expect(seen.lost).toEqual([]);
+  });
+
+  it("does not re-open after a leave during its backoff", async () => {
+    const first = roomSide();
+    let attempts = 0;
+    const { events } = recorder();
+    const opener: LinkOpener = async () => {
+      attempts++;
+      if (attempts === 1) return first.gateway;
+      if (attempts === 2) throw new Error("unreachable for a moment"); // the next try waits its backoff
+      return roomSide().gateway;
+    };
+    const link = new RoomLink("alice", opener, events);
+    await link.open();
+    first.room.close(1001, "evicted");
+    await settle(10);
+    expect(attempts).toBe(2);
+    link.close(); // during the backoff
+    await settle(REOPEN_BACKOFF_MS[0] + REOPEN_BACKOFF_MS[1] + 100);
+    expect(attempts).toBe(2);
+  });
+
   it("takes a room's refusal as final, without retrying", async () => {
     let attempts = 0;
     const { seen, events } = recorder();

@@ -263,6 +263,36 @@ describe("disconnects", () => {
   });
 });
 
+describe("leaving at once", () => {
+  it("leaves no ghost member when the leave comes while the link is still opening", async () => {
+    const pr = freshPr();
+    const watcher = await member(pr, "watcher");
+    const { client } = await connectedRaw();
+    for (let i = 0; i < 5; i++) {
+      client.emit("join-pr-room", { pullRequestId: pr, username: "flicker" });
+      client.emit("leave-pr-room", { pullRequestId: pr, username: "flicker" });
+    }
+    expect(await call(client, "leave-pr-room", { pullRequestId: pr, username: "flicker" })).toMatchObject({ ok: true });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await call(watcher, "join-pr-room", { pullRequestId: pr, username: "watcher" })).toMatchObject({ members: 1 });
+    client.close();
+    watcher.close();
+  });
+
+  it("still answers the leaver's own events sent before the leave", async () => {
+    const pr = freshPr();
+    const a = await member(pr, "alice");
+    const b = await member(pr, "bob");
+    b.emit("send-message-to-pr-room", { pullRequestId: pr, username: "bob", message: "last words" }, 900);
+    b.emit("leave-pr-room", { pullRequestId: pr, username: "bob" }, 901);
+    expect(await b.ack(901)).toMatchObject({ ok: true });
+    expect(await b.ack(900)).toMatchObject({ ok: true, id: expect.any(String) });
+    expect((await a.nextEvent("pr-room-message"))[1]).toMatchObject({ username: "bob", message: "last words" });
+    a.close();
+    b.close();
+  });
+});
+
 describe("a client that vanishes", () => {
   it("is removed from its rooms within pingInterval + pingTimeout, without a close frame", async () => {
     const pr = freshPr();
