@@ -23,7 +23,7 @@ function socketServer(env: Env, config: Config): SocketServer {
   return server;
 }
 
-export function engineOptions(config: Config): EngineOptions {
+function engineOptions(config: Config): EngineOptions {
   return {
     pingInterval: config.PING_INTERVAL_MS,
     pingTimeout: config.PING_TIMEOUT_MS,

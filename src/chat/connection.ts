@@ -25,7 +25,7 @@ import type { AckCallback, Socket } from "../gateway/socket.js";
 import { log } from "../log.js";
 import { linkUrl, LinkRefusal, type LinkCommand, type LinkIdentity } from "../room/link.js";
 import type { Identity } from "./identity.js";
-import { RoomLink, type LinkOpener } from "./room-link.js";
+import { closeQuietly, RoomLink, type LinkOpener } from "./room-link.js";
 import { TokenBucket } from "./token-bucket.js";
 
 /** A validated inbound event. Every event names a room; only a send carries a message. */
@@ -97,18 +97,14 @@ export class ChatConnection {
       return fail("username_mismatch", `joined ${roomName(key)} as ${JSON.stringify(link.username)}, not ${JSON.stringify(username)}`);
     }
     switch (event) {
-      case ClientEvent.join:
+      case ClientEvent.join: {
         if (link) return forward(link, { t: "join", ack: ack?.id }, fail);
-        if (this.identity?.pullRequests && !this.identity.pullRequests.has(key)) {
-          fail("forbidden", `this connection's token does not allow ${roomName(key)}`);
-          return this.release(socket, key);
-        }
-        if (this.links.size >= this.config.MAX_ROOMS_PER_CONNECTION) {
-          fail("too_many_rooms", `a connection may be in ${this.config.MAX_ROOMS_PER_CONNECTION} rooms at once; leave one first`);
-          return this.release(socket, key);
-        }
-        this.join(socket, key, username, ack);
+        const refusal = this.joinRefusal(key);
+        if (refusal) fail(...refusal);
+        else this.join(socket, key, username, ack);
+        // Events held for this room go through now, or are refused as not joined.
         return this.release(socket, key);
+      }
       case ClientEvent.leave:
         if (link) {
           link.close();
@@ -151,6 +147,17 @@ export class ChatConnection {
       log("disconnect", { sid: socket.id, reason: "token expired" });
       socket.disconnect();
     }, Math.max(0, wait));
+  }
+
+  /** Why this connection may not join `key`, if it may not. */
+  private joinRefusal(key: string): [ErrorCode, string] | undefined {
+    if (this.identity?.pullRequests && !this.identity.pullRequests.has(key)) {
+      return ["forbidden", `this connection's token does not allow ${roomName(key)}`];
+    }
+    if (this.links.size >= this.config.MAX_ROOMS_PER_CONNECTION) {
+      return ["too_many_rooms", `a connection may be in ${this.config.MAX_ROOMS_PER_CONNECTION} rooms at once; leave one first`];
+    }
+    return undefined;
   }
 
   /** Rate-limit refusals are logged at most once a second per connection. */
@@ -228,7 +235,7 @@ function linkOpener(rooms: DurableObjectNamespace, key: string, who: LinkIdentit
     const response = await Promise.race([pending, timedOut]).finally(() => clearTimeout(timer));
     if (response === "timeout") {
       // If the room answers after all, close what it accepted so it keeps no ghost member.
-      pending.then((late) => closeLate(late.webSocket), () => undefined);
+      pending.then((late) => late.webSocket && closeQuietly(late.webSocket, true), () => undefined);
       throw new Error(`room did not answer within ${LINK_OPEN_TIMEOUT_MS} ms`);
     }
     if (response.status === 101 && response.webSocket) return response.webSocket;
@@ -239,15 +246,6 @@ function linkOpener(rooms: DurableObjectNamespace, key: string, who: LinkIdentit
     }
     throw new Error(`room did not take the link: ${response.status} ${body.slice(0, 200)}`);
   };
-}
-
-function closeLate(ws: WebSocket | null): void {
-  try {
-    ws?.accept();
-    ws?.close(1000, "gave up waiting");
-  } catch {
-    // Nothing to close.
-  }
 }
 
 function safeJson(text: string): unknown {

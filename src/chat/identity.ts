@@ -27,7 +27,11 @@ const Claims = z.object({
   prs: z.array(PullRequestId).max(1000).optional(),
 });
 
-export async function verifyIdentity(auth: Record<string, unknown>, config: Config & { AUTH_SECRET: string }): Promise<IdentityResult> {
+export async function verifyIdentity(
+  auth: Record<string, unknown>,
+  secret: string,
+  { AUTH_ISSUER, AUTH_AUDIENCE }: Pick<Config, "AUTH_ISSUER" | "AUTH_AUDIENCE">,
+): Promise<IdentityResult> {
   const token = auth.token;
   if (typeof token !== "string" || token.length === 0) {
     return { ok: false, code: "auth_required", message: "a token is required: io(url, { auth: { token } })" };
@@ -37,11 +41,7 @@ export async function verifyIdentity(auth: Record<string, unknown>, config: Conf
   try {
     // The algorithm is pinned: a token that names another (or "none") fails here. hono checks
     // exp/iss/aud before the signature, so a forged token may be told "expired": harmless.
-    payload = await verify(token, config.AUTH_SECRET, {
-      alg: "HS256",
-      iss: config.AUTH_ISSUER,
-      aud: config.AUTH_AUDIENCE,
-    });
+    payload = await verify(token, secret, { alg: "HS256", iss: AUTH_ISSUER, aud: AUTH_AUDIENCE });
   } catch (error) {
     const name = error instanceof Error ? error.name : "";
     if (name === "JwtTokenExpired") return { ok: false, code: "token_expired", message: "token expired" };

@@ -13,7 +13,7 @@ export function chatNamespace(rooms: DurableObjectNamespace, config: Config): Na
   return {
     async connect({ auth }) {
       if (config.AUTH_SECRET === undefined) return { ok: true, data: new ChatConnection(rooms, config) };
-      const verified = await verifyIdentity(auth, { ...config, AUTH_SECRET: config.AUTH_SECRET });
+      const verified = await verifyIdentity(auth, config.AUTH_SECRET, config);
       if (!verified.ok) return { ok: false, error: { message: verified.message, data: { code: verified.code } } };
       return { ok: true, data: new ChatConnection(rooms, config, verified.identity) };
     },

@@ -200,7 +200,7 @@ export class RoomLink {
 }
 
 /** Closes a link end; an end never accepted must be accepted first (workerd refuses otherwise). */
-function closeQuietly(ws: WebSocket, accept: boolean): void {
+export function closeQuietly(ws: WebSocket, accept: boolean): void {
   try {
     if (accept) ws.accept();
     ws.close(LinkClose.leave, "leave");

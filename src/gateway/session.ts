@@ -3,8 +3,10 @@
  * limit) and the Socket.IO v5 namespaces multiplexed on it. It lives in the Worker
  * invocation that accepted the WebSocket; timers here cost no duration.
  */
+import { log } from "../log.js";
 import {
   decodeEnginePacket,
+  encodeMessage,
   encodeOpen,
   EnginePacketType,
   exceedsPayload,
@@ -16,8 +18,6 @@ import {
   SocketPacketType,
   type SocketPacket,
 } from "../protocol/socketio.js";
-import { encodeMessage } from "../protocol/engineio.js";
-import { log } from "../log.js";
 import { randomId } from "./ids.js";
 import { Socket, type DisconnectReason, type SocketTransport } from "./socket.js";
 import type { EngineOptions, Handshake, NamespaceRegistry } from "./types.js";
@@ -74,6 +74,14 @@ export class Session implements SocketTransport {
     } catch {
       this.close("transport error");
     }
+  }
+
+  /** Encodes and sends one Socket.IO packet: its header frame, then any binary attachments. */
+  sendPacket(packet: SocketPacket): void {
+    if (this.closed) return;
+    const { header, attachments } = encodeSocketPacket(packet);
+    this.sendFrame(encodeMessage(header));
+    for (const buffer of attachments) this.sendFrame(buffer);
   }
 
   leaveNamespace(socket: Socket, reason: DisconnectReason): void {
@@ -150,28 +158,25 @@ export class Session implements SocketTransport {
     const decoded = decodeSocketPacket(data);
     if (!decoded.ok) return this.protocolError(decoded.reason);
     const packet = decoded.value;
-    if (packet.attachments !== undefined && packet.attachments > 0) {
-      this.pendingBinary = { packet, buffers: [] };
-      return;
-    }
-    if (packet.attachments !== undefined) return this.onPacket(this.withoutAttachments(packet));
-    this.onPacket(packet);
+    if (packet.attachments === undefined) return this.onPacket(packet);
+    this.pendingBinary = { packet, buffers: [] };
+    this.completeBinary(); // a binary packet may announce 0 attachments
   }
 
   private onAttachment(buffer: ArrayBuffer): void {
-    const pending = this.pendingBinary;
-    if (!pending) return this.protocolError("binary frame without a binary packet");
-    pending.buffers.push(buffer);
+    if (!this.pendingBinary) return this.protocolError("binary frame without a binary packet");
+    this.pendingBinary.buffers.push(buffer);
+    this.completeBinary();
+  }
+
+  /** Once every announced attachment is in, rebuilds the packet and handles it. */
+  private completeBinary(): void {
+    const pending = this.pendingBinary!;
     if (pending.buffers.length < pending.packet.attachments!) return;
     this.pendingBinary = undefined;
     const rebuilt = reconstructBinary(pending.packet, pending.buffers);
     if (!rebuilt.ok) return this.protocolError(rebuilt.reason);
     this.onPacket(rebuilt.value);
-  }
-
-  private withoutAttachments(packet: SocketPacket): SocketPacket {
-    const rebuilt = reconstructBinary(packet, []);
-    return rebuilt.ok ? rebuilt.value : packet;
   }
 
   private onPacket(packet: SocketPacket): void {
@@ -226,8 +231,7 @@ export class Session implements SocketTransport {
   }
 
   private sendConnectError(nsp: string, error: { message: string; data?: unknown }): void {
-    const { header } = encodeSocketPacket({ type: SocketPacketType.CONNECT_ERROR, nsp, data: error });
-    this.sendFrame(encodeMessage(header));
+    this.sendPacket({ type: SocketPacketType.CONNECT_ERROR, nsp, data: error });
   }
 
   /** Runs application code so that nothing it throws, sync or async, escapes the session. */

@@ -2,13 +2,12 @@
  * One client's connection to one namespace: what application handlers see.
  * It knows Socket.IO packets, not rooms; frames go out through its session.
  */
-import { encodeMessage } from "../protocol/engineio.js";
-import { encodeSocketPacket, SocketPacketType, type SocketPacket } from "../protocol/socketio.js";
+import { SocketPacketType, type SocketPacket } from "../protocol/socketio.js";
 
 /** The slice of the Engine.IO session a socket may use. */
 export interface SocketTransport {
-  readonly closed: boolean;
   sendFrame(frame: string | ArrayBuffer): void;
+  sendPacket(packet: SocketPacket): void;
   /** Ends the namespace connection from the server side (sends DISCONNECT). */
   leaveNamespace(socket: Socket, reason: DisconnectReason): void;
 }
@@ -20,8 +19,7 @@ export type DisconnectReason =
   | "parse error"
   | "payload too large"
   | "client namespace disconnect"
-  | "server namespace disconnect"
-  | "server shutting down";
+  | "server namespace disconnect";
 
 /** Answers a client's EVENT. `id` is its ack id, for answers encoded elsewhere (a room). */
 export interface AckCallback {
@@ -71,10 +69,7 @@ export class Socket<Data = unknown> {
 
   /** @internal Sends one packet, binary attachments included. */
   sendPacket(packet: SocketPacket): void {
-    if (!this.connected || this.transport.closed) return;
-    const { header, attachments } = encodeSocketPacket(packet);
-    this.transport.sendFrame(encodeMessage(header));
-    for (const buffer of attachments) this.transport.sendFrame(buffer);
+    if (this.connected) this.transport.sendPacket(packet);
   }
 
   /** @internal An ACK from the client for one of our emits. Unknown ids are ignored. */

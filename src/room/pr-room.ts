@@ -52,7 +52,7 @@ export class PrRoom extends DurableObject<Env> {
     if (this.members.size >= this.config.MAX_MEMBERS_PER_ROOM) {
       const refusal: ErrorBody = {
         code: "room_full",
-        message: `${this.ctx.id.name ?? "this room"} is full (${this.config.MAX_MEMBERS_PER_ROOM} connections)`,
+        message: `${this.ctx.id.name} is full (${this.config.MAX_MEMBERS_PER_ROOM} connections)`,
       };
       return Response.json(refusal, { status: 403 });
     }

@@ -19,16 +19,26 @@ export async function serveWorker(options: { configPath?: string; vars?: Record<
   const { url } = await harness.listen();
   const origin = url.origin.replace("localhost", "127.0.0.1");
   // The proxy listens before the worker is up; wait until the worker itself answers.
-  const deadline = Date.now() + 30_000;
+  await untilServing(origin, 30_000, () => "");
+  return { url: origin, close: () => harness.close() };
+}
+
+/**
+ * Polls `GET <url>/socket.io/` until the Worker answers (any status). `failure` says
+ * why to give up early (a process that exited) or adds context to the time-out.
+ */
+export async function untilServing(url: string, timeoutMs: number, failure: () => string | undefined): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const response = await fetch(`${origin}/socket.io/`, { signal: AbortSignal.timeout(2000) });
+      const response = await fetch(`${url}/socket.io/`, { signal: AbortSignal.timeout(2000) });
       await response.body?.cancel();
-      break;
+      return;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`worker did not answer within 30 s: ${String(error)}`);
+      const reason = failure();
+      if (reason) throw new Error(reason);
+      if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs / 1000} s: ${String(error)}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
-  return { url: origin, close: () => harness.close() };
 }

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
-import type { ServedWorker } from "./worker.js";
+import { untilServing, type ServedWorker } from "./worker.js";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -39,18 +39,11 @@ export async function wranglerDev(configPath: string, extraArgs: string[] = []):
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited ${child.exitCode}:\n${output.slice(-3000)}`);
-    try {
-      const response = await fetch(`${url}/socket.io/`, { signal: AbortSignal.timeout(2000) });
-      await response.body?.cancel();
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`wrangler dev did not answer within 60 s:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
+  await untilServing(url, 60_000, () =>
+    child.exitCode !== null ? `wrangler dev exited ${child.exitCode}` : undefined,
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}\n${output.slice(-3000)}`);
+  });
   return {
     url,
     logs: () => output,
