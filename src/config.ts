@@ -3,6 +3,7 @@
  * into a typed object. A bad value fails with the variable's name in the message.
  */
 import { z } from "zod";
+import type { EngineOptions } from "./session/types.js";
 
 /** Vars arrive as strings from `--var` and `.dev.vars`, as numbers from wrangler.toml. */
 const integer = (fallback: number, min: number, max: number) =>
@@ -40,10 +41,29 @@ export const ConfigSchema = z.object({
   MAX_ROOMS_PER_CONNECTION: integer(20, 1, 1_000),
   /** Links (connections) one room accepts; the room refuses more with room_full. */
   MAX_MEMBERS_PER_ROOM: integer(1_000, 1, 32_000),
+  /** Connections one username may have in one room (tabs, devices); the room refuses more with too_many_connections. */
+  MAX_CONNECTIONS_PER_USER: integer(5, 1, 1_000),
   /** Sustained rate of joins, leaves and messages per connection (token bucket refill per second). */
   RATE_LIMIT_PER_SECOND: integer(10, 1, 100_000),
   /** Burst those may reach before `rate_limited` (token bucket size). Typing has a bucket of its own. */
   RATE_LIMIT_BURST: integer(20, 1, 100_000),
+  /**
+   * How long a room keeps its messages, and a connection that went, for connection state
+   * recovery and idempotent sends. 0 turns recovery off: rooms then store no messages.
+   */
+  RECOVERY_WINDOW_MS: integer(120_000, 0, 86_400_000),
+  /** Most messages a room keeps for recovery; older ones go first. */
+  RECOVERY_MAX_MESSAGES: integer(1_000, 1, 100_000),
+  /** How long a user whose last connection went still counts as present (a reload, a blip). */
+  PRESENCE_GRACE_MS: integer(5_000, 0, 3_600_000),
+  /**
+   * Bytes sent to a client that it has not yet shown it read (by answering a ping sent
+   * after them); past this the connection is closed, and the client reconnects and recovers.
+   * 0 turns the cap off.
+   */
+  MAX_BACKLOG_BYTES: integer(1_048_576, 0, 1_073_741_824),
+  /** Leeway for token times (`iat`, `nbf`, `exp`) between our clock and the issuer's. */
+  CLOCK_SKEW_SECONDS: integer(60, 0, 3_600),
   /**
    * Turns identity on: connections must present an HS256 JWT signed with this secret
    * (`io(url, { auth: { token } })`). Set it as a secret (`wrangler secret put AUTH_SECRET`).
@@ -109,4 +129,16 @@ export function configOf(env: object): Config {
 
 function blankToUndefined(value: unknown): unknown {
   return typeof value === "string" && value.trim() === "" ? undefined : value;
+}
+
+/** The Engine.IO settings every session host uses. */
+export function engineOptions(config: Config): EngineOptions {
+  return {
+    pingInterval: config.PING_INTERVAL_MS,
+    pingTimeout: config.PING_TIMEOUT_MS,
+    maxPayload: config.MAX_PAYLOAD_BYTES,
+    connectTimeout: config.CONNECT_TIMEOUT_MS,
+    maxBacklog: config.MAX_BACKLOG_BYTES,
+    allowedOrigins: config.ALLOWED_ORIGINS,
+  };
 }

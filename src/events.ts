@@ -1,27 +1,12 @@
 /**
  * The chat's public contract, defined once: event names, zod schemas for every
- * inbound and outbound payload, error codes. Types are inferred from the schemas.
+ * inbound and outbound payload and every ack, error codes. Types are inferred from the
+ * schemas, here and in the typed client (`src/client.ts`).
  */
 import { z } from "zod";
 
 /** The namespace the chat lives on; the documented client connects to "/". */
 export const CHAT_NAMESPACE = "/";
-
-export const ClientEvent = {
-  join: "join-pr-room",
-  send: "send-message-to-pr-room",
-  leave: "leave-pr-room",
-  typing: "typing",
-  stopTyping: "stop-typing",
-} as const;
-export type ClientEventName = (typeof ClientEvent)[keyof typeof ClientEvent];
-
-export const ServerEvent = {
-  message: "pr-room-message",
-  typing: "typing",
-  stopTyping: "stop-typing",
-  error: "pr-room-error",
-} as const;
 
 export const ErrorCode = z.enum([
   "invalid_payload",
@@ -32,6 +17,8 @@ export const ErrorCode = z.enum([
   "room_unavailable",
   "room_full",
   "too_many_rooms",
+  "too_many_connections",
+  "room_mismatch",
   "rate_limited",
   "forbidden",
 ]);
@@ -67,36 +54,47 @@ export function roomName(key: string): string {
   return `pr:${key}`;
 }
 
-// Control characters (C0, DEL, C1) have no place in a display name.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/**
+ * What a display name may not contain: controls (Cc), format characters (Cf: zero-width
+ * and bidirectional controls among them), line and paragraph separators (Zl, Zp). With
+ * them, `admin\u200B` would look like `admin`.
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 
+/** A display name, NFC-normalised so that one name has one spelling. */
 export const Username = z
   .string({ error: "username must be a string" })
-  .trim()
-  .min(1, { error: "username must not be empty" })
-  .max(64, { error: "username must be at most 64 characters" })
-  .refine((name) => !CONTROL.test(name), { error: "username must not contain control characters" });
+  .transform((name) => name.normalize("NFC").trim())
+  .pipe(
+    z
+      .string()
+      .min(1, { error: "username must not be empty" })
+      .max(64, { error: "username must be at most 64 characters" })
+      .refine((name) => !INVISIBLE.test(name), {
+        error: "username must not contain control, format (zero-width, bidirectional) or separator characters",
+      }),
+  );
 
 /** Emptiness is checked here; the length limit is configuration (MAX_MESSAGE_LENGTH). */
 export const MessageText = z
   .string({ error: "message must be a string" })
   .refine((text) => text.trim().length > 0, { error: "message must not be empty or only white space" });
 
-export const RoomRef = z.object({ pullRequestId: PullRequestId, username: Username });
-export const MessageIn = RoomRef.extend({ message: MessageText });
+/** The sender's id for a message, so a resend (after a lost ack) is not delivered twice. */
+export const ClientMessageId = z
+  .string({ error: "clientMessageId must be a string" })
+  .min(1, { error: "clientMessageId must not be empty" })
+  .max(64, { error: "clientMessageId must be at most 64 characters" });
 
-export const InboundSchemas = {
-  [ClientEvent.join]: RoomRef,
-  [ClientEvent.send]: MessageIn,
-  [ClientEvent.leave]: RoomRef,
-  [ClientEvent.typing]: RoomRef,
-  [ClientEvent.stopTyping]: RoomRef,
-} satisfies Record<ClientEventName, z.ZodType>;
+export const RoomRef = z.object({ pullRequestId: PullRequestId, username: Username });
+export const RoomOnly = z.object({ pullRequestId: PullRequestId });
+export const MessageIn = RoomRef.extend({ message: MessageText, clientMessageId: ClientMessageId.optional() });
 
 export type RoomRef = z.infer<typeof RoomRef>;
 export type MessageIn = z.infer<typeof MessageIn>;
 
-// Outbound payloads: what clients receive. The room builds them; tests check them.
+// ---- outbound: what clients receive ---------------------------------------------------
+
 const OutboundId = z.union([z.number(), z.string()]);
 
 export const PrRoomMessage = z.object({
@@ -105,6 +103,8 @@ export const PrRoomMessage = z.object({
   message: z.string(),
   /** Unique per message, for de-duplication and keys in UIs. */
   id: z.string(),
+  /** The room's sequence number: 1, 2, 3, … with no gaps, never reused. */
+  seq: z.number().int().positive(),
   /** Server time of the broadcast, milliseconds since the epoch. */
   sentAt: z.number(),
 });
@@ -112,6 +112,9 @@ export type PrRoomMessage = z.infer<typeof PrRoomMessage>;
 
 export const TypingNotice = z.object({ pullRequestId: OutboundId, username: z.string() });
 export type TypingNotice = z.infer<typeof TypingNotice>;
+
+export const PresenceNotice = z.object({ pullRequestId: OutboundId, username: z.string() });
+export type PresenceNotice = z.infer<typeof PresenceNotice>;
 
 export const ErrorBody = z.object({ code: ErrorCode, message: z.string() });
 export type ErrorBody = z.infer<typeof ErrorBody>;
@@ -123,13 +126,67 @@ export const PrRoomError = ErrorBody.extend({
 export type PrRoomError = z.infer<typeof PrRoomError>;
 
 export const Refusal = z.object({ ok: z.literal(false), error: ErrorBody });
-export const JoinAck = z.object({ ok: z.literal(true), pullRequestId: OutboundId, members: z.number().int() });
-export const SendAck = z.object({ ok: z.literal(true), id: z.string() });
+export const JoinAck = z.object({
+  ok: z.literal(true),
+  pullRequestId: OutboundId,
+  /** Distinct usernames in the room now. */
+  members: z.number().int(),
+  /** Those usernames, sorted. */
+  users: z.array(z.string()),
+});
+export const SendAck = z.object({ ok: z.literal(true), id: z.string(), seq: z.number().int().positive() });
 export const LeaveAck = z.object({ ok: z.literal(true), pullRequestId: OutboundId });
 export const TypingAck = z.object({ ok: z.literal(true) });
+export const UsersAck = z.object({ ok: z.literal(true), pullRequestId: OutboundId, users: z.array(z.string()) });
 
 export type Refusal = z.infer<typeof Refusal>;
 export type JoinAck = z.infer<typeof JoinAck>;
 export type SendAck = z.infer<typeof SendAck>;
 export type LeaveAck = z.infer<typeof LeaveAck>;
 export type TypingAck = z.infer<typeof TypingAck>;
+export type UsersAck = z.infer<typeof UsersAck>;
+
+// ---- the event maps -------------------------------------------------------------------
+
+/** Client → server: each event's payload schema and what its ack answers on success. */
+export const ClientEvents = {
+  "join-pr-room": { payload: RoomRef, ack: JoinAck },
+  "send-message-to-pr-room": { payload: MessageIn, ack: SendAck },
+  "leave-pr-room": { payload: RoomRef, ack: LeaveAck },
+  typing: { payload: RoomRef, ack: TypingAck },
+  "stop-typing": { payload: RoomRef, ack: TypingAck },
+  "get-pr-room-users": { payload: RoomOnly, ack: UsersAck },
+} as const satisfies Record<string, { payload: z.ZodType; ack: z.ZodType }>;
+
+export type ClientEventName = keyof typeof ClientEvents;
+
+/** Server → client: each event's payload schema. */
+export const ServerEvents = {
+  "pr-room-message": PrRoomMessage,
+  typing: TypingNotice,
+  "stop-typing": TypingNotice,
+  "pr-room-user-joined": PresenceNotice,
+  "pr-room-user-left": PresenceNotice,
+  "pr-room-error": PrRoomError,
+} as const satisfies Record<string, z.ZodType>;
+
+export type ServerEventName = keyof typeof ServerEvents;
+
+/** Event names by role, for code that emits or routes them. */
+export const ClientEvent = {
+  join: "join-pr-room",
+  send: "send-message-to-pr-room",
+  leave: "leave-pr-room",
+  typing: "typing",
+  stopTyping: "stop-typing",
+  users: "get-pr-room-users",
+} as const satisfies Record<string, ClientEventName>;
+
+export const ServerEvent = {
+  message: "pr-room-message",
+  typing: "typing",
+  stopTyping: "stop-typing",
+  userJoined: "pr-room-user-joined",
+  userLeft: "pr-room-user-left",
+  error: "pr-room-error",
+} as const satisfies Record<string, ServerEventName>;

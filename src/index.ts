@@ -1,36 +1,27 @@
 /**
- * The edge app: Socket.IO endpoint, health check. Configuration is parsed here,
- * once per env, and handed down typed.
+ * The edge app: the Socket.IO endpoint, the HTTP API, health. Configuration is parsed
+ * here, once per env, and handed down typed.
  */
 import { Hono } from "hono";
-import { chatNamespace } from "./chat/namespace.js";
-import { ConfigError, configOf, type Config } from "./config.js";
+import { gatewayChat } from "./chat/gateway.js";
+import { ConfigError, configOf, engineOptions, type Config } from "./config.js";
 import { CHAT_NAMESPACE } from "./events.js";
+import { directRoute } from "./gateway/direct-route.js";
 import { SocketServer } from "./gateway/server.js";
 import { log } from "./log.js";
-import type { EngineOptions } from "./gateway/types.js";
 
 export { PrRoom } from "./room/pr-room.js";
+export { ConnectionRecord } from "./recovery/record.js";
 
 const servers = new WeakMap<Env, SocketServer>();
 
 function socketServer(env: Env, config: Config): SocketServer {
   let server = servers.get(env);
   if (!server) {
-    server = new SocketServer().of(CHAT_NAMESPACE, chatNamespace(env.PR_ROOM, config));
+    server = new SocketServer().of(CHAT_NAMESPACE, gatewayChat(env, config));
     servers.set(env, server);
   }
   return server;
-}
-
-function engineOptions(config: Config): EngineOptions {
-  return {
-    pingInterval: config.PING_INTERVAL_MS,
-    pingTimeout: config.PING_TIMEOUT_MS,
-    maxPayload: config.MAX_PAYLOAD_BYTES,
-    connectTimeout: config.CONNECT_TIMEOUT_MS,
-    allowedOrigins: config.ALLOWED_ORIGINS,
-  };
 }
 
 const app = new Hono<{ Bindings: Env }>()
@@ -40,7 +31,7 @@ const app = new Hono<{ Bindings: Env }>()
   })
   .all("/socket.io/*", (c) => {
     const config = configOf(c.env);
-    return socketServer(c.env, config).handleUpgrade(c.req.raw, engineOptions(config));
+    return socketServer(c.env, config).handle(c.req.raw, engineOptions(config), directRoute(c.env.PR_ROOM));
   })
   .onError((error, c) => {
     if (error instanceof ConfigError) {

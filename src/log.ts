@@ -1,6 +1,7 @@
 /**
  * Structured logs: one JSON line per connection lifecycle event and per refused
- * event, for `wrangler tail`. Never message bodies, never tokens.
+ * event, for `wrangler tail`. `sid` is always the Engine.IO session and `socketId` the
+ * Socket.IO connection, so lines join. Never message bodies, tokens or pids.
  */
 export type LogEvent =
   | "handshake_refused"
@@ -8,9 +9,14 @@ export type LogEvent =
   | "connect_refused"
   | "disconnect"
   | "protocol_error"
+  | "slow_reader"
   | "join"
+  | "resume"
+  | "superseded"
   | "leave"
   | "refused"
+  | "recovered"
+  | "not_recovered"
   | "room_link_lost"
   | "handler_error"
   | "config_error";

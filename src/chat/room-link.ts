@@ -1,32 +1,62 @@
 /**
  * One client's link to one PrRoom: a WebSocket to the Durable Object. Commands sent
  * while it opens wait in order; frames from the room go to the client untouched.
- * If the room drops the link (evicted, restarted) it re-opens with backoff, and only
- * when that fails does it give up and say so.
+ * If the room drops the link (evicted, restarted) it re-opens and resumes from the last
+ * message it forwarded, so nothing said meanwhile is lost; only when the room cannot be
+ * reached again does it give up and say so.
  */
 import type { ErrorBody } from "../events.js";
-import { encodeCommand, LinkClose, type LinkCommand } from "../room/link.js";
+import { offsetOf } from "../recovery/offset.js";
+import { encodeCommand, LinkClose, type LinkCommand, type LinkRefusal } from "../room/link.js";
+import type { JoinedRoom } from "./session.js";
 
 export interface RoomLinkEvents {
-  /** A finished Engine.IO frame from the room, for the client. */
-  frame(frame: string): void;
+  /** A finished Engine.IO frame from the room, for the client; `seq` when it is a message. */
+  frame(frame: string, seq: number | undefined): void;
   /** Ack ids the room will never answer, and why. */
   unanswered(ackIds: number[], error: ErrorBody): void;
-  /** The link is gone for good: refused by the room, or unreachable. `everOpened` tells which side of the join. */
+  /** The room took the link (first time or again). */
+  opened?(): void;
+  /** The link is gone for good: refused by the room, unreachable, or taken over. `everOpened` tells which side of the join. */
   lost(error: ErrorBody, everOpened: boolean): void;
+  /** The client left the room (or went away) and the link is closing. */
+  left?(): void;
 }
 
-/** Opens the WebSocket to the room. Resolves with the room's refusal (final), rejects when unreachable (retried). */
-export type LinkOpener = () => Promise<WebSocket | { refused: ErrorBody }>;
+/**
+ * Opens the WebSocket to the room, resuming after `resumeFrom` when given ("" = since
+ * the member joined). Resolves with the room's refusal (final); rejects when the room
+ * could not be reached (retried if `retryable`).
+ */
+export type LinkOpener = (resumeFrom?: string) => Promise<WebSocket | { refused: LinkRefusal }>;
+
+/** Thrown by an opener for a failure no retry can fix (a bug on our side). */
+export class FinalLinkError extends Error {}
 
 const UNREACHABLE: ErrorBody = { code: "room_unavailable", message: "the room could not be reached; join it again" };
 const RESTARTED: ErrorBody = {
   code: "room_unavailable",
   message: "the room restarted before confirming; it may not have been delivered",
 };
+const TIMED_OUT: ErrorBody = {
+  code: "room_unavailable",
+  message: "the room did not answer in time; it may not have been delivered",
+};
+const SUPERSEDED: ErrorBody = { code: "room_unavailable", message: "this connection was resumed by another one" };
+const LEFT: ErrorBody = { code: "not_joined", message: "left the room before this reached it" };
 
-/** Delays before each re-open attempt after the room dropped the link. */
-export const REOPEN_BACKOFF_MS = [50, 250, 1000] as const;
+export interface LinkTiming {
+  /** Attempts to reach a room before giving up. */
+  attempts: number;
+  /** Retry n waits a random time in [0, min(cap, base × 2^n)) ms: full jitter, so links do not retry in step. */
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  /** A command the room has not answered within this is answered `room_unavailable`, and the link replaced. */
+  commandTimeoutMs: number;
+}
+
+export const LINK_TIMING: LinkTiming = { attempts: 4, backoffBaseMs: 100, backoffCapMs: 2_000, commandTimeoutMs: 10_000 };
+
 /** Commands held while the link (re)opens; past this the client is told, not ignored. */
 export const MAX_QUEUED_COMMANDS = 256;
 
@@ -36,40 +66,65 @@ export const MAX_QUEUED_COMMANDS = 256;
  */
 type State = "opening" | "open" | "closing" | "closed";
 
-const LEFT: ErrorBody = { code: "not_joined", message: "left the room before this reached it" };
-
-export class RoomLink {
+export class RoomLink implements JoinedRoom {
   private ws: WebSocket | undefined;
   private state: State = "opening";
   private queue: LinkCommand[] = [];
-  /** Ack ids sent to the room and not yet answered, oldest first. */
-  private readonly inFlight: number[] = [];
+  /** Ack ids sent to the room and not yet answered, oldest first, with when they went. */
+  private readonly inFlight: Array<{ id: number; at: number }> = [];
+  private watchdog: ReturnType<typeof setTimeout> | null = null;
   private everOpened = false;
+  /** The room handed this member to another connection (a recovery elsewhere). */
+  superseded = false;
+  /** After a leave: the last message frame, in case the ack that follows it is for the leaver's own message. */
+  private lastMessage: string | undefined;
+  /** The seq of the last message forwarded: where a re-opened link resumes. */
+  position: number | undefined;
+
+  private readonly timing: LinkTiming;
 
   constructor(
     readonly username: string,
     private readonly openSocket: LinkOpener,
     private readonly events: RoomLinkEvents,
-  ) {}
+    /** Whether the room keeps a log to resume from (recovery on). */
+    private readonly resumable: boolean,
+    timing: Partial<LinkTiming> = {},
+  ) {
+    this.timing = { ...LINK_TIMING, ...timing };
+  }
 
   /** Left or lost: takes no more commands. */
   get closed(): boolean {
     return this.state === "closing" || this.state === "closed";
   }
 
-  /** Opens the link, retrying with backoff; resolves false if the room never accepted it. */
-  async open(): Promise<boolean> {
-    for (let attempt = 0; attempt <= REOPEN_BACKOFF_MS.length; attempt++) {
-      if (attempt > 0) await sleep(REOPEN_BACKOFF_MS[attempt - 1]!);
+  /**
+   * Opens the link, retrying with full jitter while the room is unreachable; resolves
+   * false if it never accepted. `resumeFrom` resumes a member the room already knows.
+   */
+  async open(resumeFrom?: string): Promise<boolean> {
+    let refusedResume = false;
+    const { attempts, backoffBaseMs, backoffCapMs } = this.timing;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) await sleep(Math.random() * Math.min(backoffCapMs, backoffBaseMs * 2 ** attempt));
       if (this.closed) return false;
       let opened: Awaited<ReturnType<LinkOpener>>;
       try {
-        opened = await this.openSocket();
-      } catch {
-        continue; // Unreachable for now: try again after the backoff.
+        opened = await this.openSocket(refusedResume ? undefined : resumeFrom);
+      } catch (error) {
+        if (error instanceof FinalLinkError) break;
+        continue; // Unreachable for now: try again after a random delay.
       }
       if ("refused" in opened) {
-        this.giveUp(opened.refused);
+        // A room that cannot replay what was missed takes the member back fresh (only with
+        // recovery off, or after a gap longer than its window): newer messages still flow.
+        if (opened.refused.code === "not_recoverable" && resumeFrom !== undefined && !refusedResume && this.everOpened) {
+          refusedResume = true;
+          attempt--;
+          continue;
+        }
+        this.giveUp(opened.refused.code === "not_recoverable" ? UNREACHABLE : (opened.refused as ErrorBody));
         return false;
       }
       if (this.closed) {
@@ -105,15 +160,17 @@ export class RoomLink {
    * Leaves the room: closing the link is the leave. Commands never sent are answered
    * `not_joined`; acks for commands already sent still come back until the room closes.
    */
-  close(): void {
+  leave(gone = false): void {
     if (this.closed) return;
     this.answerQueued(LEFT);
+    if (!gone) this.events.left?.();
     if (!this.ws) {
       this.state = "closed";
+      this.stopWatchdog();
       return;
     }
     this.state = "closing";
-    closeQuietly(this.ws, false);
+    closeQuietly(this.ws, false, gone ? LinkClose.gone : LinkClose.leave);
   }
 
   private attach(ws: WebSocket): void {
@@ -122,8 +179,9 @@ export class RoomLink {
     this.state = "open";
     this.everOpened = true;
     ws.addEventListener("message", (event) => this.onFrame(event.data as string));
-    ws.addEventListener("close", () => this.onDropped(ws));
+    ws.addEventListener("close", (event) => this.onDropped(ws, event.code));
     ws.addEventListener("error", () => this.onDropped(ws));
+    this.events.opened?.();
     const queued = this.queue;
     this.queue = [];
     for (const [index, command] of queued.entries()) {
@@ -137,7 +195,10 @@ export class RoomLink {
   }
 
   private transmit(ws: WebSocket, command: LinkCommand): void {
-    if (command.ack !== undefined) this.inFlight.push(command.ack);
+    if (command.ack !== undefined) {
+      this.inFlight.push({ id: command.ack, at: Date.now() });
+      this.startWatchdog();
+    }
     try {
       ws.send(encodeCommand(command));
     } catch {
@@ -149,41 +210,71 @@ export class RoomLink {
     // An ACK frame is `43<id>[...]`: read the id without parsing the JSON.
     const isAck = frame.charCodeAt(0) === 52 && frame.charCodeAt(1) === 51;
     if (this.state === "open") {
-      if (isAck) this.answered(ackIdOf(frame));
-      this.events.frame(frame);
-    } else if (this.state === "closing" && isAck && this.answered(ackIdOf(frame))) {
-      // After a leave only answers to the leaver's own earlier events go through.
-      this.events.frame(frame);
+      if (isAck) {
+        this.answered(ackIdOf(frame));
+        return this.events.frame(frame, undefined);
+      }
+      const seq = this.seqOf(frame);
+      if (seq !== undefined) this.position = seq;
+      return this.events.frame(frame, seq);
     }
+    if (this.state !== "closing") return;
+    // After a leave only answers to the leaver's own earlier events go through, and a message
+    // it sent and got `ok` for: the room broadcasts it just before that answer, on this link.
+    if (!isAck) {
+      this.lastMessage = frame.startsWith(MESSAGE_FRAME) ? frame : undefined;
+      return;
+    }
+    if (!this.answered(ackIdOf(frame))) return;
+    const own = this.lastMessage;
+    this.lastMessage = undefined;
+    if (own !== undefined && isAnswerTo(frame, own)) this.events.frame(own, this.seqOf(own));
+    this.events.frame(frame, undefined);
+  }
+
+  /** The seq a message frame carries in its offset argument ("<room>:<seq>"), with recovery on. */
+  private seqOf(frame: string): number | undefined {
+    if (!this.resumable) return undefined;
+    const offset = offsetOf(frame);
+    return offset === undefined ? undefined : Number(offset.slice(offset.indexOf(":") + 1));
   }
 
   private answered(id: number): boolean {
-    const index = this.inFlight.indexOf(id);
+    const index = this.inFlight.findIndex((entry) => entry.id === id);
     if (index === -1) return false;
     this.inFlight.splice(index, 1);
+    if (this.inFlight.length === 0) this.stopWatchdog();
     return true;
   }
 
-  private onDropped(ws: WebSocket): void {
+  private onDropped(ws: WebSocket, code?: number): void {
     if (ws !== this.ws) return;
     this.ws = undefined;
     if (this.state === "closing") {
       this.state = "closed";
+      this.stopWatchdog();
       return this.flushUnanswered(LEFT);
     }
     if (this.state !== "open") return;
+    if (code === LinkClose.superseded) {
+      this.superseded = true;
+      return this.giveUp(SUPERSEDED);
+    }
     // The room restarted: what it had not answered may or may not have gone out.
     this.flushUnanswered(RESTARTED);
     this.state = "opening";
-    void this.open();
+    void this.open(this.resumable ? String(this.position ?? "") : undefined);
   }
 
   private giveUp(error: ErrorBody): void {
     if (this.state === "closed") return;
     const wasLeaving = this.state === "closing";
     this.state = "closed";
+    this.stopWatchdog();
     this.answerQueued(error);
     this.flushUnanswered(error);
+    if (this.ws) closeQuietly(this.ws, false);
+    this.ws = undefined;
     if (!wasLeaving) this.events.lost(error, this.everOpened);
   }
 
@@ -195,18 +286,50 @@ export class RoomLink {
 
   private flushUnanswered(error: ErrorBody): void {
     if (this.inFlight.length === 0) return;
-    this.events.unanswered(this.inFlight.splice(0), error);
+    this.events.unanswered(this.inFlight.splice(0).map((entry) => entry.id), error);
+  }
+
+  /** While commands await answers, checks that the room still gives them. */
+  private startWatchdog(): void {
+    if (this.watchdog !== null) return;
+    this.watchdog = setTimeout(() => {
+      this.watchdog = null;
+      const oldest = this.inFlight[0];
+      if (!oldest) return;
+      const late = Date.now() - oldest.at;
+      if (late < this.timing.commandTimeoutMs) return this.startWatchdog();
+      // A room that stopped answering without closing: answer for it, and replace the link.
+      this.flushUnanswered(TIMED_OUT);
+      const ws = this.ws;
+      if (ws && this.state === "open") {
+        closeQuietly(ws, false);
+        this.onDropped(ws);
+      }
+    }, this.timing.commandTimeoutMs / 2);
+  }
+
+  private stopWatchdog(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = null;
   }
 }
 
 /** Closes a link end; an end never accepted must be accepted first (workerd refuses otherwise). */
-export function closeQuietly(ws: WebSocket, accept: boolean): void {
+export function closeQuietly(ws: WebSocket, accept: boolean, code: number = LinkClose.leave): void {
   try {
     if (accept) ws.accept();
-    ws.close(LinkClose.leave, "leave");
+    ws.close(code, code === LinkClose.leave ? "leave" : "gone");
   } catch {
     // Already closed.
   }
+}
+
+const MESSAGE_FRAME = '42["pr-room-message",';
+
+/** Whether `ack` answers a send whose message is `message` (same id: a resend of an old one is not). */
+function isAnswerTo(ack: string, message: string): boolean {
+  const id = /"id":"([^"]+)"/.exec(ack)?.[1];
+  return id !== undefined && message.includes(`"id":"${id}"`);
 }
 
 function ackIdOf(frame: string): number {

@@ -1,68 +1,73 @@
 /**
- * The Socket.IO endpoint: checks an Engine.IO handshake request, accepts the
- * WebSocket and hands it to a Session. Applications register namespaces with `of`.
+ * The Engine.IO server at `/socket.io/`: checks each handshake as the reference server
+ * does, then serves the WebSocket here, in the Worker (the gateway path), unless the
+ * application routes the connection elsewhere (a room, for the direct path). Timers
+ * drive the heartbeat; a Worker costs CPU time only, no duration.
  */
 import { log } from "../log.js";
-import { EIO_VERSION } from "../protocol/engineio.js";
-import { Session } from "./session.js";
-import type { EngineOptions, Handshake, NamespaceHandler } from "./types.js";
-
-/** The reference server's handshake error codes (engine.io `Server.errors`). */
-export const HandshakeError = {
-  UNKNOWN_TRANSPORT: { code: 0, message: "Transport unknown" },
-  UNKNOWN_SID: { code: 1, message: "Session ID unknown" },
-  BAD_REQUEST: { code: 3, message: "Bad request" },
-  FORBIDDEN: { code: 4, message: "Forbidden" },
-  UNSUPPORTED_PROTOCOL_VERSION: { code: 5, message: "Unsupported protocol version" },
-} as const;
+import { EngineSession, TimerHeartbeat, type EngineTransport } from "../session/engine.js";
+import { checkCommon, HandshakeError, handshakeOf, isWebSocketUpgrade, refuse } from "../session/handshake.js";
+import { randomId } from "../session/ids.js";
+import { Namespaces, type NamespaceHandler } from "../session/namespaces.js";
+import { SocketLayer } from "../session/sockets.js";
+import { CloseCode, type EngineOptions } from "../session/types.js";
 
 export const POLLING_REFUSED = {
   code: HandshakeError.UNKNOWN_TRANSPORT.code,
   message: "Transport unknown: this server speaks WebSocket only; connect with io(url, { transports: ['websocket'] })",
 } as const;
 
+/** Hands a checked WebSocket handshake to another host; undefined keeps it here. */
+export type Router = (request: Request, url: URL) => Response | Promise<Response> | undefined;
+
 export class SocketServer {
-  private readonly namespaces = new Map<string, NamespaceHandler>();
+  readonly namespaces = new Namespaces();
 
   /** Registers the application of one namespace (e.g. "/"). */
   of<Data>(nsp: string, handler: NamespaceHandler<Data>): this {
-    this.namespaces.set(nsp, handler);
+    this.namespaces.of(nsp, handler);
     return this;
   }
 
-  /** Answers a request to the Engine.IO path: 101 with a live session, or 400 as the reference server does. */
-  handleUpgrade(request: Request, options: EngineOptions): Response {
+  /** Answers a request to the Engine.IO path: 101 with a live session, or the reference server's error. */
+  async handle(request: Request, options: EngineOptions, route?: Router): Promise<Response> {
     const url = new URL(request.url);
     const transport = url.searchParams.get("transport");
     if (transport === "polling") return refuse(POLLING_REFUSED);
     if (transport !== "websocket") return refuse(HandshakeError.UNKNOWN_TRANSPORT);
     // A sid means an upgrade from polling, which this server never hands out.
     if (url.searchParams.has("sid")) return refuse(HandshakeError.UNKNOWN_SID);
-    if (url.searchParams.get("EIO") !== EIO_VERSION) return refuse(HandshakeError.UNSUPPORTED_PROTOCOL_VERSION);
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return refuse(HandshakeError.BAD_REQUEST);
-    // Browsers always send Origin on a WebSocket; other clients may omit it (and could forge it anyway).
-    const origin = request.headers.get("Origin");
-    if (options.allowedOrigins && origin !== null && !options.allowedOrigins.includes(origin)) {
-      return refuse(HandshakeError.FORBIDDEN, 403);
-    }
+    const refused = checkCommon(request, url, options.allowedOrigins);
+    if (refused) return refused;
+    if (!isWebSocketUpgrade(request)) return refuse(HandshakeError.BAD_REQUEST);
+    return (await route?.(request, url)) ?? this.accept(request, url, options);
+  }
 
+  private accept(request: Request, url: URL, options: EngineOptions): Response {
     const { 0: client, 1: server } = new WebSocketPair();
     server.accept();
-    new Session(server, options, this.namespaces, handshakeOf(request, url)).start();
+    // Newer compatibility dates default to "blob", as browsers do; attachments are handled as bytes.
+    server.binaryType = "arraybuffer";
+    const engine = new EngineSession({ sid: randomId(), openedAt: Date.now() }, webSocketTransport(server), options, new TimerHeartbeat());
+    const layer = new SocketLayer(engine, this.namespaces, handshakeOf(request, url));
+    server.addEventListener("message", (event) => engine.receive(event.data as string | ArrayBuffer));
+    server.addEventListener("close", (event) => engine.lost("transport close", event.code));
+    server.addEventListener("error", () => engine.lost("transport error"));
+    engine.open();
+    log("connect", { sid: engine.sid, origin: request.headers.get("Origin") ?? undefined });
+    // A client that never joins a namespace holds a socket for nothing.
+    const connectTimer = setTimeout(() => {
+      if (layer.socketCount === 0) engine.close("server namespace disconnect", CloseCode.normal, "connect timeout");
+    }, options.connectTimeout);
+    server.addEventListener("close", () => clearTimeout(connectTimer));
     return new Response(null, { status: 101, webSocket: client });
   }
 }
 
-export function refuse(error: { code: number; message: string }, status = 400): Response {
-  log("handshake_refused", { status, code: error.code });
-  return Response.json(error, { status });
-}
-
-function handshakeOf(request: Request, url: URL): Handshake {
+/** A WebSocket this isolate holds, as an Engine.IO transport. */
+export function webSocketTransport(ws: WebSocket): EngineTransport {
   return {
-    query: Object.fromEntries(url.searchParams),
-    headers: Object.fromEntries(request.headers),
-    address: request.headers.get("CF-Connecting-IP") ?? undefined,
-    origin: request.headers.get("Origin") ?? undefined,
+    send: (frame) => ws.send(frame),
+    close: (code, reason) => ws.close(code, reason),
   };
 }

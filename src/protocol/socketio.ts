@@ -97,6 +97,8 @@ export function decodeSocketPacket(text: string): DecodeResult<SocketPacket> {
     const count = dash === -1 ? "" : text.slice(i, dash);
     if (!/^\d{1,2}$/.test(count)) return fail("illegal attachments");
     packet.attachments = Number(count);
+    // As socket.io-parser: a binary packet carries at least one attachment.
+    if (packet.attachments < 1) return fail("illegal attachments");
     if (packet.attachments > MAX_ATTACHMENTS) return fail(`too many attachments (max ${MAX_ATTACHMENTS})`);
     i = dash + 1;
   }

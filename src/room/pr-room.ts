@@ -1,185 +1,672 @@
 /**
- * PrRoom: one Durable Object per pull request, named `pr:<id>`. Each member is a
- * hibernatable link from a gateway session; who is behind it lives in the link's
- * attachment, so the room can sleep between messages and lose nothing.
+ * PrRoom: one Durable Object per pull request, named `pr:<id>`. Its members are
+ * gateway links (one per client connection that joined) and direct client sockets;
+ * both are hibernatable WebSockets whose attachments say who they are, so the room
+ * sleeps between messages and loses nothing. It numbers and logs messages, keeps
+ * presence and typing per person, takes back connections that come back within the
+ * recovery window, and broadcasts each frame, encoded once, through one fan-out path.
  */
 import { DurableObject } from "cloudflare:workers";
-import { configOf, type Config } from "../config.js";
+import { verifyIdentity } from "../chat/identity.js";
+import { ChatSession, type JoinedRoom, type Scheduler } from "../chat/session.js";
+import { TokenBucket } from "../chat/token-bucket.js";
+import { configOf, engineOptions, type Config } from "../config.js";
 import {
+  CHAT_NAMESPACE,
   publicPullRequestId,
+  roomName,
   ServerEvent,
   type ErrorBody,
+  type ErrorCode,
   type JoinAck,
+  type PresenceNotice,
+  type PrRoomError,
   type PrRoomMessage,
+  type Refusal,
   type SendAck,
   type TypingAck,
   type TypingNotice,
+  type UsersAck,
 } from "../events.js";
 import { log } from "../log.js";
-import { ackFrame, eventFrame } from "./frames.js";
-import { decodeCommand, LinkClose, LinkIdentity, type LinkCommand } from "./link.js";
+import { parseOffset } from "../recovery/offset.js";
+import { pidHash, isPid, newPid } from "../recovery/pid.js";
+import { utf8Length } from "../session/backlog.js";
+import { randomId } from "../session/ids.js";
+import { Namespaces, type NamespaceHandler } from "../session/namespaces.js";
+import { CloseCode, type EngineOptions } from "../session/types.js";
+import { Alarm, earliest } from "./alarm.js";
+import { Connections } from "./connections.js";
+import { DirectConnection, type DirectAttachment } from "./direct.js";
+import { ackFrame, eventFrame, messageFrame } from "./frames.js";
+import { decodeCommand, LinkClose, LinkIdentity, type LinkCommand, type LinkRefusal } from "./link.js";
+import { RoomLog, type LogEntry } from "./log.js";
+import type { Member, Participant } from "./member.js";
+import { Presence } from "./presence.js";
+import { Typing } from "./typing.js";
 
-/** A member's state: the link's attachment. `typingUntil` is 0 when not typing. */
-export interface Member extends LinkIdentity {
-  typingUntil: number;
+/** A gateway link's attachment. */
+interface LinkAttachment {
+  kind: "link";
+  member: Member;
 }
 
+/** What a backend publishes over the HTTP API. */
+export interface PublishRequest {
+  username: string;
+  message: string;
+  clientMessageId?: string;
+}
+
+export type PublishResult = { ok: true; id: string; seq: number } | { ok: false; error: ErrorBody };
+
+export interface RoomInfo {
+  pullRequestId: number | string;
+  members: number;
+  users: string[];
+}
+
+/** Close codes the platform reports for a close no frame carried: never answered with a close. */
+const NO_CLOSE_FRAME = new Set([1005, 1006, 1015]);
+
 export class PrRoom extends DurableObject<Env> {
-  /** Decoded attachments, so no message pays for deserialisation. Rebuilt after hibernation. */
-  private readonly members = new Map<WebSocket, Member>();
   private readonly config: Config;
+  private readonly options: EngineOptions;
+  private readonly key: string;
   private readonly pullRequestId: number | string;
+  private readonly log: RoomLog;
+  private readonly connections: Connections;
+  private readonly presence: Presence;
+  private readonly typing = new Typing();
+  private readonly alarms: Alarm;
+  private readonly timers: RoomTimers;
+  /** Everyone in the room: the one fan-out set. */
+  private readonly members = new Map<WebSocket, Participant>();
+  private readonly links = new Map<WebSocket, LinkParticipant>();
+  /** Client sockets held here, in the room or not yet, by socket and by Engine.IO sid. */
+  private readonly directs = new Map<WebSocket, DirectConnection>();
+  private readonly directsBySid = new Map<string, DirectConnection>();
+  /** Typing budgets per user: many tabs of one user type as one user. */
+  private readonly typingBudgets = new Map<string, TokenBucket>();
+  private readonly namespaces: Namespaces;
+  /** When the heartbeat last pinged the direct sockets. */
+  private lastPingAt: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = configOf(env);
-    this.pullRequestId = publicPullRequestId((ctx.id.name ?? "").replace(/^pr:/, ""));
-    for (const ws of ctx.getWebSockets()) {
-      const member = ws.deserializeAttachment() as Member | null;
-      if (member) this.members.set(ws, member);
-    }
+    this.options = engineOptions(this.config);
+    this.key = (ctx.id.name ?? "").replace(/^pr:/, "");
+    this.pullRequestId = publicPullRequestId(this.key);
+    const sql = ctx.storage.sql;
+    this.log = new RoomLog(sql, { windowMs: this.config.RECOVERY_WINDOW_MS, maxEntries: this.config.RECOVERY_MAX_MESSAGES });
+    this.connections = new Connections(sql, this.config.RECOVERY_WINDOW_MS);
+    this.presence = new Presence(sql, this.config.PRESENCE_GRACE_MS);
+    this.alarms = new Alarm(ctx.storage);
+    this.timers = new RoomTimers(this.alarms);
+    this.lastPingAt = sql.exec<{ value: number }>("SELECT value FROM counters WHERE name = 'ping'").toArray()[0]?.value ?? 0;
+    this.namespaces = new Namespaces().of(CHAT_NAMESPACE, this.directNamespace());
+    // Pongs are answered by the runtime, so idle direct sockets never wake the room.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("3", "6"));
+
+    for (const ws of ctx.getWebSockets()) this.rebuild(ws);
+    ctx.blockConcurrencyWhile(async () => {
+      await this.alarms.load();
+      this.reconcile();
+    });
   }
 
-  /** Accepts a link from a gateway session: `GET /link?sid&username` with Upgrade. */
+  // ---- entry points ---------------------------------------------------------------------
+
+  /** A gateway link (`/link?…`) or a client's own socket (`/socket.io/…`, the direct path). */
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
-    if (!this.ctx.id.name) return new Response("rooms are reached by name (pr:<id>)", { status: 400 });
+    if (!this.key) return new Response("rooms are reached by name (pr:<id>)", { status: 400 });
     const url = new URL(request.url);
-    const identity = LinkIdentity.safeParse(Object.fromEntries(url.searchParams));
-    if (!identity.success) return new Response("bad link identity", { status: 400 });
-    if (this.members.size >= this.config.MAX_MEMBERS_PER_ROOM) {
-      const refusal: ErrorBody = {
-        code: "room_full",
-        message: `${this.ctx.id.name} is full (${this.config.MAX_MEMBERS_PER_ROOM} connections)`,
-      };
-      return Response.json(refusal, { status: 403 });
-    }
-
-    const { 0: gatewaySide, 1: roomSide } = new WebSocketPair();
-    this.ctx.acceptWebSocket(roomSide);
-    const member: Member = { sid: identity.data.sid, username: identity.data.username, typingUntil: 0 };
-    roomSide.serializeAttachment(member);
-    this.members.set(roomSide, member);
-    return new Response(null, { status: 101, webSocket: gatewaySide });
+    if (url.pathname === "/link") return this.acceptLink(url);
+    if (url.pathname.startsWith("/socket.io/")) return this.acceptDirect(request);
+    return new Response("not found", { status: 404 });
   }
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
-    const member = this.members.get(ws);
+    const direct = this.directs.get(ws);
+    if (direct) return direct.engine.receive(data);
+    const link = this.links.get(ws);
     const command = typeof data === "string" ? decodeCommand(data) : undefined;
-    if (!member || !command) {
+    if (!link?.member || !command) {
       // Only our gateway opens links, so this is a bug there: drop the link, not the room.
-      ws.close(1002, "bad link command");
+      ws.close(CloseCode.protocolError, "bad link command");
       return;
     }
-    this.handle(ws, member, command);
+    this.command(link, command);
   }
 
-  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    this.remove(ws);
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.gone(ws, "transport close", code);
+    // A close the peer never sent a frame for (1005, 1006, 1015) is not answered.
+    if (NO_CLOSE_FRAME.has(code)) return;
     try {
-      ws.close(code === 1005 ? LinkClose.leave : code, "bye");
+      ws.close(code, reason);
     } catch {
-      // Already closed.
+      // Already closed (the runtime may answer closes itself).
     }
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    this.remove(ws);
+    this.gone(ws, "transport error");
   }
 
-  /** Expires typists whose `typing` was neither renewed nor stopped in time. */
   override async alarm(): Promise<void> {
+    this.alarms.fired();
     const now = Date.now();
-    for (const [ws, member] of this.members) {
-      if (member.typingUntil !== 0 && member.typingUntil <= now) this.stopTyping(ws, member);
+    if (this.directs.size > 0 && now >= this.lastPingAt + this.options.pingInterval) this.heartbeat(now);
+    for (const member of this.typing.expired(now)) {
+      const participant = this.participantOf(member);
+      if (participant) this.stopTyping(participant, member);
+      else this.typing.stop(member);
     }
-    await this.scheduleTypingExpiry();
+    for (const username of this.presence.expire(now)) this.announce(ServerEvent.userLeft, username);
+    this.log.prune(now);
+    this.connections.prune(now);
+    this.timers.runDue(now);
+    this.scheduleNext(now);
   }
 
-  private handle(ws: WebSocket, member: Member, command: LinkCommand): void {
-    switch (command.t) {
-      case "join": {
-        if (command.ack === undefined) return;
-        const ack: JoinAck = { ok: true, pullRequestId: this.pullRequestId, members: this.distinctUsers() };
-        return this.send(ws, ackFrame(command.ack, ack));
+  // ---- RPC for the HTTP API ----------------------------------------------------------------
+
+  /** Publishes a message as `username` (a backend's token subject), as a member's send would. */
+  async publish(request: PublishRequest): Promise<PublishResult> {
+    const result = this.post(request.username, request.message, request.clientMessageId);
+    return { ok: true, ...result };
+  }
+
+  /** Who is here now. */
+  async info(): Promise<RoomInfo> {
+    return { pullRequestId: this.pullRequestId, members: this.presence.list().length, users: this.presence.list() };
+  }
+
+  // ---- links from gateway sessions -----------------------------------------------------------
+
+  private acceptLink(url: URL): Response {
+    const parsed = LinkIdentity.safeParse(Object.fromEntries(url.searchParams));
+    if (!parsed.success) return new Response("bad link identity", { status: 400 });
+    const { sid, socketId, username, resume } = parsed.data;
+    const member: Member = { sid, socketId, username, typingUntil: 0 };
+    const plan = resume === undefined ? this.planJoin(member) : this.planResume(member, resume === "" ? undefined : Number(resume));
+    if ("refused" in plan) return Response.json(plan.refused satisfies LinkRefusal, { status: 403 });
+
+    const { 0: gatewaySide, 1: roomSide } = new WebSocketPair();
+    this.ctx.acceptWebSocket(roomSide, ["link"]);
+    const link = new LinkParticipant(roomSide, member);
+    this.links.set(roomSide, link);
+    this.enter(link, member, plan);
+    return new Response(null, { status: 101, webSocket: gatewaySide });
+  }
+
+  // ---- direct client sockets -------------------------------------------------------------------
+
+  private acceptDirect(request: Request): Response {
+    if (this.directs.size >= this.config.MAX_MEMBERS_PER_ROOM) {
+      return Response.json({ code: 4, message: `${roomName(this.key)} is full` }, { status: 403 });
+    }
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, ["direct"]);
+    const attachment: DirectAttachment = { kind: "direct", engine: { sid: randomId(), openedAt: Date.now() }, sockets: {} };
+    server.serializeAttachment(attachment);
+    const direct = this.direct(server, attachment);
+    direct.engine.open();
+    direct.pingSentAt = 0;
+    log("connect", { sid: direct.engine.sid, pr: this.key, origin: request.headers.get("Origin") ?? undefined, path: "direct" });
+    // The first heartbeat round comes one interval after the previous one, or from now.
+    this.alarms.wake(Math.max(this.lastPingAt, Date.now()) + this.options.pingInterval);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private direct(ws: WebSocket, attachment: DirectAttachment): DirectConnection {
+    const direct = new DirectConnection(ws, attachment, this.options, this.namespaces, () =>
+      this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0,
+      (ended) => this.forgetDirect(ended),
+    );
+    this.directs.set(ws, direct);
+    this.directsBySid.set(direct.engine.sid, direct);
+    return direct;
+  }
+
+  private forgetDirect(direct: DirectConnection): void {
+    this.directs.delete(direct.ws);
+    this.directsBySid.delete(direct.engine.sid);
+  }
+
+  /** The chat on a direct connection: the shared rules, with this room as the only room. */
+  private directNamespace(): NamespaceHandler<ChatSession> {
+    const room = this;
+    const config = this.config;
+    const chatFor = (direct: DirectConnection) =>
+      new ChatSession(config, {
+        refuseJoin: (key) =>
+          key === room.key
+            ? undefined
+            : ["room_mismatch", `this connection was opened for ${roomName(room.key)}; join ${roomName(key)} on a connection without pullRequestId, or one for it`],
+        join: (_key, username, first) => room.joinDirect(direct, username, first),
+      }, room.timers, direct.identity);
+    /** Recoveries decided at CONNECT, carried out once the client has its CONNECT answer. */
+    const resumes = new WeakMap<DirectConnection, { member?: Member; entries: LogEntry[] }>();
+
+    return {
+      async connect({ auth, sid }) {
+        const direct = room.directsBySid.get(sid);
+        if (!direct) return { ok: false, error: { message: "connection closed" } };
+        if (config.AUTH_SECRET !== undefined) {
+          const verified = await verifyIdentity(auth, config.AUTH_SECRET, config);
+          if (!verified.ok) return { ok: false, error: { message: verified.message, data: { code: verified.code } } };
+          direct.identity = verified.identity;
+        }
+        const subject = direct.identity?.username ?? null;
+        if (room.connections.keeps) {
+          const claimed = isPid(auth.pid) ? await pidHash(auth.pid) : undefined;
+          // From here on nothing awaits, so no message can slip between the replay and going live.
+          const resume = claimed ? room.planDirectResume(claimed, subject, auth.offset, sid) : undefined;
+          if (resume) {
+            resumes.set(direct, resume.plan);
+            return { ok: true, data: chatFor(direct), id: resume.socketId, pid: auth.pid as string };
+          }
+          const pid = newPid();
+          const id = randomId();
+          room.connections.connected(id, await pidHash(pid), subject);
+          return { ok: true, data: chatFor(direct), id, pid };
+        }
+        return { ok: true, data: chatFor(direct) };
+      },
+
+      connected(socket) {
+        const direct = room.directsBySid.get(socket.sid)!;
+        const resume = resumes.get(direct);
+        if (resume) {
+          resumes.delete(direct);
+          if (resume.member) {
+            room.enter(direct, resume.member, { replay: resume.entries, resumed: true });
+            socket.data.adopt(room.key, room.directRoom(direct, resume.member.username));
+          }
+        }
+        socket.data.endAtExpiry(socket);
+      },
+
+      event(socket, name, args, ack) {
+        socket.data.event(socket, name, args, ack);
+      },
+
+      disconnect(socket, reason) {
+        socket.data.closeAll(socket);
+        // Resumed by another connection: that one holds the record now.
+        if (reason !== "forced close") room.connections.departed(socket.id, Date.now());
+      },
+
+      restore(_state, sid) {
+        const direct = room.directsBySid.get(sid)!;
+        const chat = chatFor(direct);
+        if (direct.member) chat.adopt(room.key, room.directRoom(direct, direct.member.username));
+        return chat;
+      },
+    };
+  }
+
+  /** A direct connection joins this room: refused at once (answered), or in. */
+  private joinDirect(direct: DirectConnection, username: string, first: LinkCommand): JoinedRoom | undefined {
+    const socket = direct.layer.socket(CHAT_NAMESPACE)!;
+    const member: Member = { sid: direct.engine.sid, socketId: socket.id, username, typingUntil: 0 };
+    const plan = this.planJoin(member);
+    if ("refused" in plan) {
+      const { code, message } = plan.refused as ErrorBody;
+      log("refused", { sid: member.sid, socketId: member.socketId, event: "join-pr-room", pr: this.key, code });
+      if (first.ack !== undefined) socket.ack(first.ack, { ok: false, error: { code, message } } satisfies Refusal);
+      else socket.emit(ServerEvent.error, { event: "join-pr-room", pullRequestId: this.pullRequestId, code, message } satisfies PrRoomError);
+      return undefined;
+    }
+    this.enter(direct, member, plan);
+    this.command(direct, first);
+    return this.directRoom(direct, username);
+  }
+
+  private directRoom(direct: DirectConnection, username: string): JoinedRoom {
+    return {
+      username,
+      send: (command) => {
+        if (!direct.member) return false;
+        this.command(direct, command);
+        return true;
+      },
+      leave: (gone) => this.exit(direct, gone ? "gone" : "left"),
+    };
+  }
+
+  /** Decides, without awaiting, whether a direct CONNECT with this pid takes its connection back. */
+  private planDirectResume(
+    hash: string,
+    subject: string | null,
+    offset: unknown,
+    sid: string,
+  ): { socketId: string; plan: { member?: Member; entries: LogEntry[] } } | undefined {
+    const row = this.connections.findByPid(hash, Date.now());
+    if (!row || row.subject !== subject) return undefined;
+    if (row.username === null) return { socketId: row.socketId, plan: { entries: [] } };
+    const positions = offset === undefined ? new Map<string, number>() : parseOffset(offset);
+    if (!positions) return undefined;
+    const member: Member = { sid, socketId: row.socketId, username: row.username, typingUntil: 0 };
+    const plan = this.planResume(member, positions.get(this.key));
+    if ("refused" in plan) return undefined;
+    return { socketId: row.socketId, plan: { member, entries: plan.replay } };
+  }
+
+  // ---- the room: entering, commands, leaving ------------------------------------------------
+
+  /** Why `member` may not come in now, if it may not. */
+  private entryRefusal(member: Member, resuming: boolean): LinkRefusal | undefined {
+    if (!resuming || !this.holderOf(member.socketId)) {
+      if (this.members.size >= this.config.MAX_MEMBERS_PER_ROOM) {
+        return { code: "room_full", message: `${roomName(this.key)} is full (${this.config.MAX_MEMBERS_PER_ROOM} connections)` };
       }
-      case "msg": {
-        if (member.typingUntil !== 0) this.stopTyping(ws, member);
-        const payload: PrRoomMessage = {
-          pullRequestId: this.pullRequestId,
-          username: member.username,
-          message: command.message,
-          id: crypto.randomUUID(),
-          sentAt: Date.now(),
+      if (this.presence.connections(member.username) >= this.config.MAX_CONNECTIONS_PER_USER) {
+        return {
+          code: "too_many_connections",
+          message: `${JSON.stringify(member.username)} already has ${this.config.MAX_CONNECTIONS_PER_USER} connections in ${roomName(this.key)}; close one first`,
         };
-        this.broadcast(eventFrame(ServerEvent.message, payload));
-        if (command.ack !== undefined) this.send(ws, ackFrame(command.ack, { ok: true, id: payload.id } satisfies SendAck));
-        return;
+      }
+    }
+    return undefined;
+  }
+
+  private planJoin(member: Member): { replay: LogEntry[]; resumed: false } | { refused: LinkRefusal } {
+    const refused = this.entryRefusal(member, false);
+    return refused ? { refused } : { replay: [], resumed: false };
+  }
+
+  /**
+   * Whether a member that went (or whose old connection is half-dead) can come back with
+   * everything after `from` (its last seq; undefined: since it joined). Never before its join.
+   */
+  private planResume(member: Member, from: number | undefined): { replay: LogEntry[]; resumed: true } | { refused: LinkRefusal } {
+    const notRecoverable = (why: string) => ({ refused: { code: "not_recoverable" as const, message: why } });
+    const row = this.connections.find(member.socketId, Date.now());
+    if (!row || row.username !== member.username) return notRecoverable("unknown or expired connection");
+    if (from !== undefined && from > this.log.headSeq) return notRecoverable("offset beyond the room's last message");
+    const replay = this.log.after(Math.max(from ?? row.joinedSeq, row.joinedSeq));
+    if (!replay) return notRecoverable("the log no longer reaches back that far");
+    const refused = this.entryRefusal(member, true);
+    return refused ? { refused } : { replay, resumed: true };
+  }
+
+  /**
+   * Lets a member in: replays what it missed (a resume), then adds it to the fan-out, in
+   * one turn, so nothing newer can come first. A resumed member whose old connection is
+   * still here takes its place, and the others notice nothing.
+   */
+  private enter(participant: Participant, member: Member, plan: { replay: LogEntry[]; resumed: boolean }): void {
+    const old = plan.resumed ? this.holderOf(member.socketId) : undefined;
+    if (old && old !== participant) this.supersede(old);
+    for (const entry of plan.replay) participant.send(this.frameOf(entry), 0);
+    participant.member = member;
+    participant.save();
+    this.members.set(participant.ws, participant);
+    if (old) return log("resume", { sid: member.sid, socketId: member.socketId, pr: this.key, replayed: plan.replay.length, superseded: true });
+    if (plan.resumed) this.connections.resumed(member.socketId);
+    else this.connections.joined(member.socketId, member.username, this.log.headSeq);
+    if (this.presence.arrive(member.username)) this.announce(ServerEvent.userJoined, member.username, participant.ws);
+    log(plan.resumed ? "resume" : "join", { sid: member.sid, socketId: member.socketId, pr: this.key, user: member.username, replayed: plan.replay.length });
+  }
+
+  /** Takes a member out: "left" on purpose (not recoverable), or "gone" (recoverable for the window). */
+  private exit(participant: Participant, why: "left" | "gone"): void {
+    const member = participant.member;
+    if (!member || this.members.get(participant.ws) !== participant) return;
+    this.members.delete(participant.ws);
+    participant.member = undefined;
+    participant.save();
+    if (this.typing.stop(member)) this.broadcast(eventFrame(ServerEvent.stopTyping, this.notice(member)), member.username);
+    if (why === "left") this.connections.left(member.socketId);
+    else this.connections.departed(member.socketId, Date.now());
+    if (this.presence.depart(member.username, Date.now())) this.announce(ServerEvent.userLeft, member.username);
+    this.scheduleNext(Date.now());
+  }
+
+  /** A socket closed: a direct connection's session ends; a link's member left, or went (recoverably). */
+  private gone(ws: WebSocket, reason: "transport close" | "transport error", code?: number): void {
+    const direct = this.directs.get(ws);
+    if (direct) {
+      direct.engine.lost(reason, code);
+      this.forgetDirect(direct);
+      return;
+    }
+    const link = this.links.get(ws);
+    if (!link) return;
+    this.links.delete(ws);
+    this.exit(link, code === LinkClose.leave ? "left" : "gone");
+  }
+
+  /** One command from a member, from its link or its direct session. */
+  private command(participant: Participant, command: LinkCommand): void {
+    const member = participant.member;
+    if (!member) return;
+    const answer = (payload: unknown) => command.ack !== undefined && participant.send(ackFrame(command.ack, payload), 0);
+    switch (command.t) {
+      case "join":
+        return void answer({ ok: true, pullRequestId: this.pullRequestId, members: this.presence.list().length, users: this.presence.list() } satisfies JoinAck);
+      case "users":
+        return void answer({ ok: true, pullRequestId: this.pullRequestId, users: this.presence.list() } satisfies UsersAck);
+      case "msg": {
+        if (this.typing.stop(member)) this.broadcast(eventFrame(ServerEvent.stopTyping, this.notice(member)), member.username);
+        else participant.save();
+        return void answer({ ok: true, ...this.post(member.username, command.message, command.cmid) } satisfies SendAck);
       }
       case "typing": {
-        const first = member.typingUntil === 0;
-        this.setTyping(ws, member, Date.now() + this.config.TYPING_TIMEOUT_MS);
-        this.broadcast(eventFrame(ServerEvent.typing, this.notice(member)), ws);
-        if (first) this.scheduleTypingExpiry().catch((error) => log("handler_error", { where: "typing alarm", error: String(error) }));
+        if (!this.typingBudget(member.username).take(Date.now())) {
+          if (command.ack !== undefined) answer(refusal("rate_limited", `${JSON.stringify(member.username)} is typing too often`));
+          return;
+        }
+        const until = Date.now() + this.config.TYPING_TIMEOUT_MS;
+        this.typing.start(member, until);
+        participant.save();
+        // Renewals are relayed too; never to the typist's own other tabs.
+        this.broadcast(eventFrame(ServerEvent.typing, this.notice(member)), member.username);
+        this.alarms.wake(until);
         break;
       }
       case "stop-typing":
-        if (member.typingUntil !== 0) this.stopTyping(ws, member);
+        this.stopTyping(participant, member);
         break;
     }
-    if (command.ack !== undefined) this.send(ws, ackFrame(command.ack, { ok: true } satisfies TypingAck));
+    answer({ ok: true } satisfies TypingAck);
   }
 
-  /** The one fan-out path: the same frame to every member but `without`. */
-  private broadcast(frame: string, without?: WebSocket): void {
-    for (const ws of this.members.keys()) {
-      if (ws !== without) this.send(ws, frame);
+  /** Numbers, logs and broadcasts a message; a repeated client id gets the first answer, and no broadcast. */
+  private post(username: string, message: string, clientMessageId?: string): { id: string; seq: number } {
+    if (clientMessageId !== undefined) {
+      const first = this.log.byClientId(username, clientMessageId);
+      if (first) return first;
+    }
+    const at = Date.now();
+    const id = crypto.randomUUID();
+    const seq = this.log.append({ at, id, username, message }, clientMessageId);
+    this.broadcast(this.frameOf({ seq, at, id, username, message }));
+    this.alarms.wake(this.log.nextPruneAt(at));
+    return { id, seq };
+  }
+
+  private frameOf(entry: LogEntry): string {
+    const payload: PrRoomMessage = {
+      pullRequestId: this.pullRequestId,
+      username: entry.username,
+      message: entry.message,
+      id: entry.id,
+      seq: entry.seq,
+      sentAt: entry.at,
+    };
+    return messageFrame(this.key, payload, this.log.keeps);
+  }
+
+  private stopTyping(participant: Participant, member: Member): void {
+    if (this.typing.stop(member)) this.broadcast(eventFrame(ServerEvent.stopTyping, this.notice(member)), member.username);
+    participant.save();
+  }
+
+  /** The one fan-out path: the same frame to every member but `without` (a socket, or all of a user's). */
+  private broadcast(frame: string, without?: WebSocket | string): void {
+    const bytes = this.directs.size > 0 ? utf8Length(frame) : 0;
+    for (const [ws, participant] of this.members) {
+      if (ws === without || participant.member!.username === without) continue;
+      participant.send(frame, bytes);
     }
   }
 
-  /** A member's broken link must not stop a broadcast to the rest. */
-  private send(ws: WebSocket, frame: string): void {
-    try {
-      ws.send(frame);
-    } catch {
-      this.remove(ws);
-    }
-  }
-
-  private remove(ws: WebSocket): void {
-    const member = this.members.get(ws);
-    if (!member) return;
-    this.members.delete(ws);
-    if (member.typingUntil !== 0) this.broadcast(eventFrame(ServerEvent.stopTyping, this.notice(member)));
-  }
-
-  private stopTyping(ws: WebSocket, member: Member): void {
-    this.setTyping(ws, member, 0);
-    this.broadcast(eventFrame(ServerEvent.stopTyping, this.notice(member)), ws);
-  }
-
-  private setTyping(ws: WebSocket, member: Member, until: number): void {
-    member.typingUntil = until;
-    ws.serializeAttachment(member);
-  }
-
-  /** One alarm for the earliest typing deadline; none when nobody types. */
-  private async scheduleTypingExpiry(): Promise<void> {
-    let earliest = Infinity;
-    for (const member of this.members.values()) {
-      if (member.typingUntil !== 0) earliest = Math.min(earliest, member.typingUntil);
-    }
-    if (earliest === Infinity) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(earliest);
+  private announce(event: typeof ServerEvent.userJoined | typeof ServerEvent.userLeft, username: string, without?: WebSocket): void {
+    this.broadcast(eventFrame(event, { pullRequestId: this.pullRequestId, username } satisfies PresenceNotice), without);
   }
 
   private notice(member: Member): TypingNotice {
     return { pullRequestId: this.pullRequestId, username: member.username };
   }
 
-  private distinctUsers(): number {
-    return new Set(Array.from(this.members.values(), (member) => member.username)).size;
+  private typingBudget(username: string): TokenBucket {
+    let budget = this.typingBudgets.get(username);
+    if (!budget) {
+      budget = new TokenBucket(this.config.RATE_LIMIT_PER_SECOND, this.config.RATE_LIMIT_BURST, Date.now());
+      this.typingBudgets.set(username, budget);
+    }
+    return budget;
   }
+
+  // ---- membership bookkeeping ---------------------------------------------------------------
+
+  private holderOf(socketId: string): Participant | undefined {
+    for (const participant of this.members.values()) if (participant.member!.socketId === socketId) return participant;
+    return undefined;
+  }
+
+  private participantOf(member: Member): Participant | undefined {
+    for (const participant of this.members.values()) if (participant.member === member) return participant;
+    return undefined;
+  }
+
+  /** Another connection resumed this member: the old one goes without a word to the others. */
+  private supersede(old: Participant): void {
+    this.members.delete(old.ws);
+    const member = old.member!;
+    old.member = undefined;
+    this.typing.stop(member);
+    log("superseded", { sid: member.sid, socketId: member.socketId, pr: this.key });
+    const direct = this.directs.get(old.ws);
+    if (direct) {
+      direct.engine.close("forced close", LinkClose.superseded, "resumed elsewhere");
+      this.forgetDirect(direct);
+    } else {
+      this.links.delete(old.ws);
+      try {
+        old.ws.close(LinkClose.superseded, "resumed elsewhere");
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+
+  /** Rebuilds a socket's place after the room slept: no member pays for this per message. */
+  private rebuild(ws: WebSocket): void {
+    const attachment = ws.deserializeAttachment() as LinkAttachment | DirectAttachment | null;
+    if (!attachment) return;
+    let participant: Participant;
+    if (attachment.kind === "link") {
+      participant = new LinkParticipant(ws, attachment.member);
+      this.links.set(ws, participant as LinkParticipant);
+    } else {
+      const direct = this.direct(ws, attachment);
+      direct.layer.restore(attachment.sockets);
+      // A ping went out at the last round unless the socket is younger than it.
+      if (attachment.engine.openedAt < this.lastPingAt) direct.pingSentAt = this.lastPingAt;
+      participant = direct;
+    }
+    const member = participant.member;
+    if (!member) return;
+    this.members.set(ws, participant);
+    this.presence.count(member.username);
+    this.typing.restore(member);
+  }
+
+  /** After a restart (not a hibernation): what the storage says is here but no socket is, has gone. */
+  private reconcile(): void {
+    const now = Date.now();
+    this.presence.reconcile(now);
+    this.connections.reconcile(new Set(Array.from(this.members.values(), (p) => p.member!.socketId)), now);
+    this.scheduleNext(now);
+  }
+
+  /** The heartbeat round: one alarm pings every direct socket and closes the ones gone silent. */
+  private heartbeat(now: number): void {
+    for (const direct of [...this.directs.values()]) direct.heartbeat(now, this.config.CONNECT_TIMEOUT_MS);
+    this.lastPingAt = now;
+    this.ctx.storage.sql.exec("INSERT INTO counters (name, value) VALUES ('ping', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", now);
+  }
+
+  private scheduleNext(now: number): void {
+    const heartbeat = this.directs.size > 0 ? Math.max(now, this.lastPingAt + this.options.pingInterval) : undefined;
+    this.alarms.wake(
+      earliest(
+        heartbeat,
+        this.typing.nextExpiryAt(),
+        this.presence.nextExpiryAt(),
+        this.log.nextPruneAt(now),
+        this.connections.nextPruneAt(),
+        this.timers.next(),
+      ),
+    );
+  }
+}
+
+/** A gateway link as a member: frames go down the link, the gateway forwards them. */
+class LinkParticipant implements Participant {
+  constructor(
+    readonly ws: WebSocket,
+    public member: Member | undefined,
+  ) {}
+
+  send(frame: string): void {
+    try {
+      this.ws.send(frame);
+    } catch {
+      // Closed under us: its close event takes it out of the room.
+    }
+  }
+
+  save(): void {
+    if (this.member) this.ws.serializeAttachment({ kind: "link", member: this.member } satisfies LinkAttachment);
+  }
+}
+
+/** In-memory deadlines (held events, token expiry) on the room's alarm: the room keeps no timers. */
+class RoomTimers implements Scheduler {
+  private readonly pending = new Set<{ at: number; run: () => void }>();
+
+  constructor(private readonly alarms: Alarm) {}
+
+  after(ms: number, run: () => void): () => void {
+    const timer = { at: Date.now() + ms, run };
+    this.pending.add(timer);
+    this.alarms.wake(timer.at);
+    return () => this.pending.delete(timer);
+  }
+
+  runDue(now: number): void {
+    for (const timer of [...this.pending]) {
+      if (timer.at > now) continue;
+      this.pending.delete(timer);
+      timer.run();
+    }
+  }
+
+  next(): number | undefined {
+    return earliest(...Array.from(this.pending, (timer) => timer.at));
+  }
+}
+
+function refusal(code: ErrorCode, message: string): Refusal {
+  return { ok: false, error: { code, message } };
 }

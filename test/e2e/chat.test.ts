@@ -14,7 +14,7 @@ const freshPr = () => 5000 + nextPr++;
 beforeAll(async () => {
   worker = await serveWorker({
     // The 500-message burst below is far past the default rate limit (10/s, bursts of 20), on purpose.
-    vars: { TYPING_TIMEOUT_MS: "1000", RATE_LIMIT_PER_SECOND: "1000", RATE_LIMIT_BURST: "1000" },
+    vars: { TYPING_TIMEOUT_MS: "1000", RATE_LIMIT_PER_SECOND: "1000", RATE_LIMIT_BURST: "1000", PRESENCE_GRACE_MS: "300" },
   });
 });
 afterAll(async () => {
@@ -88,13 +88,14 @@ describe("the API document's examples", () => {
     await until(() => messages.length === 1, 5000, "own message");
     expect(messages[0]).toMatchObject({ username, message: inputMessage });
 
+    const left = once(other, "pr-room-user-left");
     cleanup();
-    await sleep(200);
+    expect((await left)[0]).toEqual({ pullRequestId, username });
     expect(await other.timeout(5000).emitWithAck("join-pr-room", { pullRequestId, username: "bob" })).toMatchObject({
       members: 1,
+      users: ["bob"],
     });
     await other.timeout(5000).emitWithAck("send-message-to-pr-room", { pullRequestId, username: "bob", message: "gone?" });
-    await sleep(200);
     expect(messages).toHaveLength(1);
   });
 });

@@ -23,7 +23,7 @@ describe("socket.io-client against the Worker", () => {
     const socket = await connected(worker.url);
     expect(socket.io.engine.transport.name).toBe("websocket");
     const ack = await socket.timeout(5000).emitWithAck("join-pr-room", { pullRequestId: 1, username: "johndoe" });
-    expect(ack).toEqual({ ok: true, pullRequestId: 1, members: 1 });
+    expect(ack).toEqual({ ok: true, pullRequestId: 1, members: 1, users: ["johndoe"] });
     socket.close();
   });
 

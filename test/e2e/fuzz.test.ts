@@ -88,7 +88,7 @@ let bystanders: [Socket, Socket];
 const BYSTANDER_PR = 777_777;
 
 beforeAll(async () => {
-  worker = await wranglerDev("wrangler.toml");
+  worker = await wranglerDev("wrangler.toml", ["--var", "PRESENCE_GRACE_MS:300"]);
   const a = await connected(worker.url);
   const b = await connected(worker.url);
   for (const [socket, username] of [[a, "carol"], [b, "dave"]] as const) {
@@ -156,9 +156,15 @@ describe("hostile input", () => {
     await new Promise((resolve) => setTimeout(resolve, 2500)); // the rate budget refills; the last leave went through
     flicker.emit("leave-pr-room", { pullRequestId: BYSTANDER_PR, username: "flicker" }, 1);
     expect(await flicker.ack(1)).toMatchObject({ ok: true });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // carol and dave, no flicker, once flicker's presence grace is over.
+    const deadline = Date.now() + 5000;
+    let users: string[] = [];
+    while ((users = (await dave.timeout(5000).emitWithAck("get-pr-room-users", { pullRequestId: BYSTANDER_PR })).users).join() !== "carol,dave") {
+      if (Date.now() > deadline) throw new Error(`flicker is still there: ${users.join()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     const count = await dave.timeout(5000).emitWithAck("join-pr-room", { pullRequestId: BYSTANDER_PR, username: "dave" });
-    expect(count.members).toBe(2); // carol and dave, no flicker
+    expect(count.members).toBe(2);
     flicker.close();
 
     expect(atDave.map((m) => m.message)).toEqual(atCarol.map((m) => m.message));

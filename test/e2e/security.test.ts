@@ -27,6 +27,7 @@ beforeAll(async () => {
     MAX_MEMBERS_PER_ROOM: "3",
     RATE_LIMIT_PER_SECOND: "2",
     RATE_LIMIT_BURST: "5",
+    CLOCK_SKEW_SECONDS: "1",
   };
   worker = await wranglerDev("wrangler.toml", Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]));
 });

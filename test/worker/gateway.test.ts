@@ -138,7 +138,7 @@ describe("Socket.IO namespaces", () => {
     const engineSid = JSON.parse(((await client.next()) as string).slice(1)).sid;
     client.send("40");
     const connect = (await client.next()) as string;
-    expect(connect).toMatch(/^40\{"sid":"[\w-]+"\}$/);
+    expect(connect).toMatch(/^40\{"sid":"[\w-]+","pid":"[\w-]{40}"\}$/);
     expect(JSON.parse(connect.slice(2)).sid).not.toBe(engineSid);
     client.close();
   });

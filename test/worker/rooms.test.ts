@@ -4,7 +4,8 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { describe, expect, it } from "vitest";
 import { PrRoomError, PrRoomMessage } from "../../src/events.js";
 import type { PrRoom } from "../../src/room/pr-room.js";
-import { connectedRaw, openRaw, RawClient } from "./raw-client.js";
+import { until } from "../shared/until.js";
+import { connectedRaw, RawClient } from "./raw-client.js";
 
 let nextPr = 1000;
 /** A fresh pull request per test: storage is shared within this file. */
@@ -24,6 +25,21 @@ async function member(pullRequestId: number | string, username: string) {
   return client;
 }
 
+/** Who the room says is in it now (users in their presence grace included). */
+async function usersIn(pr: number | string): Promise<string[]> {
+  return (await env.PR_ROOM.getByName(`pr:${pr}`).info()).users;
+}
+
+/** Waits until the room's users are exactly `users` (presence grace is short in tests). */
+async function untilUsers(pr: number | string, users: string[]): Promise<void> {
+  let seen: string[] = [];
+  const deadline = Date.now() + 4000;
+  while (JSON.stringify((seen = await usersIn(pr))) !== JSON.stringify(users)) {
+    if (Date.now() > deadline) throw new Error(`room has ${JSON.stringify(seen)}, not ${JSON.stringify(users)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Frames of `event` the client gets within `ms`. */
 async function eventsWithin(client: RawClient, ms: number, event?: string) {
   const frames = await client.drain(ms);
@@ -34,23 +50,27 @@ async function eventsWithin(client: RawClient, ms: number, event?: string) {
 }
 
 describe("join and members", () => {
-  it("acks with the number of distinct users; join is idempotent", async () => {
+  it("acks with the distinct users, sorted, and their count; join is idempotent", async () => {
     const pr = freshPr();
     const { client: a } = await connectedRaw();
     expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toEqual({
       ok: true,
       pullRequestId: pr,
       members: 1,
+      users: ["alice"],
     });
     expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toMatchObject({ members: 1 });
     const b = await member(String(pr), "bob");
     // The same user from a second connection (another tab) is still one member.
     const { client: a2 } = await connectedRaw();
-    expect(await call(a2, "join-pr-room", { pullRequestId: `00${pr}`, username: "alice" })).toMatchObject({ members: 2 });
+    expect(await call(a2, "join-pr-room", { pullRequestId: `00${pr}`, username: "alice" })).toMatchObject({
+      members: 2,
+      users: ["alice", "bob"],
+    });
     b.close();
-    await b.waitClosed().catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toMatchObject({ members: 1 });
+    // Gone once its presence grace is over.
+    await untilUsers(pr, ["alice"]);
+    expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toMatchObject({ members: 1, users: ["alice"] });
     a.close();
     a2.close();
   });
@@ -62,7 +82,7 @@ describe("messages", () => {
     const a = await member(pr, "alice");
     const b = await member(pr, "bob");
     const ack = await call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "LGTM" });
-    expect(ack).toEqual({ ok: true, id: expect.any(String) });
+    expect(ack).toEqual({ ok: true, id: expect.any(String), seq: 1 });
     for (const client of [a, b]) {
       const [, payload] = await client.nextEvent("pr-room-message");
       expect(PrRoomMessage.parse(payload)).toEqual({
@@ -70,6 +90,7 @@ describe("messages", () => {
         username: "alice",
         message: "LGTM",
         id: ack.id,
+        seq: 1,
         sentAt: expect.any(Number),
       });
     }
@@ -252,12 +273,14 @@ describe("disconnects", () => {
       (client) => client.send("41"), // Socket.IO DISCONNECT
       (client) => client.send("1"), // Engine.IO close
     ];
-    for (const end of endings) {
+    for (const [index, end] of endings.entries()) {
+      const guest = `guest${index}`;
       const { client } = await connectedRaw();
-      expect(await call(client, "join-pr-room", { pullRequestId: pr, username: "guest" })).toMatchObject({ members: 2 });
+      expect(await call(client, "join-pr-room", { pullRequestId: pr, username: guest })).toMatchObject({ members: 2 });
       end(client);
-      await new Promise((r) => setTimeout(r, 150));
-      expect(await call(watcher, "join-pr-room", { pullRequestId: pr, username: "watcher" })).toMatchObject({ members: 1 });
+      const [, left] = await watcher.nextEvent("pr-room-user-left", 3000);
+      expect(left).toEqual({ pullRequestId: pr, username: guest });
+      await untilUsers(pr, ["watcher"]);
     }
     watcher.close();
   });
@@ -273,8 +296,7 @@ describe("leaving at once", () => {
       client.emit("leave-pr-room", { pullRequestId: pr, username: "flicker" });
     }
     expect(await call(client, "leave-pr-room", { pullRequestId: pr, username: "flicker" })).toMatchObject({ ok: true });
-    await new Promise((r) => setTimeout(r, 300));
-    expect(await call(watcher, "join-pr-room", { pullRequestId: pr, username: "watcher" })).toMatchObject({ members: 1 });
+    await untilUsers(pr, ["watcher"]);
     client.close();
     watcher.close();
   });
@@ -306,7 +328,7 @@ describe("a client that vanishes", () => {
     const [, notice] = await watcher.nextEvent("stop-typing", 2000);
     expect(notice.username).toBe("ghost");
     expect(Date.now() - vanished).toBeLessThanOrEqual(300 + 200 + 300);
-    expect(await call(watcher, "join-pr-room", { pullRequestId: pr, username: "watcher" })).toMatchObject({ members: 1 });
+    await untilUsers(pr, ["watcher"]);
     watcher.close();
   });
 });
@@ -353,7 +375,6 @@ describe("hibernation and eviction", () => {
     const b = await member(pr, "bob");
     const stub = env.PR_ROOM.getByName(`pr:${pr}`);
     await evictDurableObject(stub, { webSockets: "close" });
-    await new Promise((r) => setTimeout(r, 400));
     expect(await call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "back" })).toMatchObject({
       ok: true,
     });

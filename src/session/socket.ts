@@ -3,23 +3,17 @@
  * It knows Socket.IO packets, not rooms; frames go out through its session.
  */
 import { SocketPacketType, type SocketPacket } from "../protocol/socketio.js";
+import type { DisconnectReason, Frame } from "./types.js";
 
-/** The slice of the Engine.IO session a socket may use. */
+/** The slice of the Socket.IO layer a socket may use. */
 export interface SocketTransport {
-  sendFrame(frame: string | ArrayBuffer): void;
+  /** The Engine.IO session id, for logs. */
+  readonly sid: string;
+  sendFrame(frame: Frame): void;
   sendPacket(packet: SocketPacket): void;
   /** Ends the namespace connection from the server side (sends DISCONNECT). */
   leaveNamespace(socket: Socket, reason: DisconnectReason): void;
 }
-
-export type DisconnectReason =
-  | "transport close"
-  | "transport error"
-  | "ping timeout"
-  | "parse error"
-  | "payload too large"
-  | "client namespace disconnect"
-  | "server namespace disconnect";
 
 /** Answers a client's EVENT. `id` is its ack id, for answers encoded elsewhere (a room). */
 export interface AckCallback {
@@ -27,23 +21,39 @@ export interface AckCallback {
   readonly id: number;
 }
 
+/** A namespace connection's durable part: what a room keeps in the attachment. */
+export interface SocketState {
+  /** The Socket.IO id: fresh per namespace connection (restored on recovery), never the Engine.IO sid. */
+  id: string;
+  /** The private session id for connection state recovery, when the application offers it. */
+  pid?: string;
+}
+
 export class Socket<Data = unknown> {
-  /** Application state for this connection; the gateway never reads it. */
+  /** Application state for this connection; the session never reads it. */
   data: Data;
   private nextAckId = 0;
   private readonly pendingAcks = new Map<number, (...args: unknown[]) => void>();
   connected = true;
 
   constructor(
-    /** The Socket.IO id: fresh per namespace connection, never the Engine.IO sid. */
-    readonly id: string,
+    readonly state: SocketState,
     readonly nsp: string,
-    /** The CONNECT payload, `{}` when the client sent none. */
+    /** The CONNECT payload, `{}` when the client sent none (or the socket was restored). */
     readonly auth: Record<string, unknown>,
     private readonly transport: SocketTransport,
     data: Data,
   ) {
     this.data = data;
+  }
+
+  get id(): string {
+    return this.state.id;
+  }
+
+  /** The Engine.IO session id. */
+  get sid(): string {
+    return this.transport.sid;
   }
 
   /** Emits an event; a trailing function asks the client for an ack. */

@@ -1,0 +1,193 @@
+/**
+ * How a gateway connection reaches its rooms: one RoomLink per joined room. It forwards
+ * the rooms' frames to the client, keeps the connection's offset (its position in each
+ * room) for recovery, and keeps the connection's recovery record up to date on join and
+ * leave. Before the client has its CONNECT answer (a recovery in progress), frames wait.
+ */
+import type { Config } from "../config.js";
+import { ClientEvent, publicPullRequestId, roomName, ServerEvent, type ErrorBody, type PrRoomError, type Refusal } from "../events.js";
+import { log } from "../log.js";
+import { formatOffset, replaceOffset } from "../recovery/offset.js";
+import type { RecordedRoom } from "../recovery/record.js";
+import { linkUrl, LinkClose, LinkRefusal, type LinkCommand } from "../room/link.js";
+import type { Socket } from "../session/socket.js";
+import { closeQuietly, FinalLinkError, RoomLink, type LinkOpener } from "./room-link.js";
+import type { ChatSession, JoinedRoom, RoomAccess } from "./session.js";
+
+/** What the connection's record DO offers (a typed stub). */
+export interface RecordStub {
+  save(holder: string, socketId: string, subject: string | null, rooms: RecordedRoom[]): Promise<void>;
+  detach(holder: string, at: number): Promise<void>;
+  forget(): Promise<void>;
+}
+
+export interface GatewayIdentity {
+  /** The Engine.IO session id: logs, and the record's holder. */
+  sid: string;
+  /** The Socket.IO id: the member's identity in every room. */
+  socketId: string;
+  /** The token subject, with identity on. */
+  subject: string | null;
+}
+
+/** How long one attempt to reach a room may take before it counts as failed. */
+export const LINK_OPEN_TIMEOUT_MS = 5_000;
+
+export class GatewayRooms implements RoomAccess {
+  private socket: Socket<unknown> | undefined;
+  /** Frames for a client that has not had its CONNECT answer yet. */
+  private pending: string[] | undefined = [];
+  private readonly links = new Map<string, RoomLink>();
+  /** The connection's offset: the last seq forwarded from each room. */
+  private readonly positions = new Map<string, number>();
+  private chat: ChatSession | undefined;
+  /** Record writes, in order. */
+  private writes: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly rooms: DurableObjectNamespace,
+    private readonly config: Config,
+    readonly who: GatewayIdentity,
+    readonly record: RecordStub | undefined,
+  ) {}
+
+  /** The chat these rooms serve: told when a room drops the connection. */
+  bind(chat: ChatSession): void {
+    this.chat = chat;
+  }
+
+  /** The client has its CONNECT answer: what waited goes out, in order, and the rest goes straight. */
+  attach(socket: Socket<unknown>): void {
+    this.socket = socket;
+    const pending = this.pending ?? [];
+    this.pending = undefined;
+    for (const frame of pending) socket.sendFrame(frame);
+  }
+
+  join(key: string, username: string, first: LinkCommand): JoinedRoom {
+    const link = this.link(key, username, first.ack);
+    link.send(first);
+    void link.open();
+    return link;
+  }
+
+  /** Takes the connection back into a room it was in (recovery): true once the room replayed and took it. */
+  async resume(key: string, username: string, from: number | undefined): Promise<RoomLink | undefined> {
+    const link = this.link(key, username, undefined);
+    link.position = from;
+    return (await link.open(from === undefined ? "" : String(from))) ? link : undefined;
+  }
+
+  /** The client is gone: the record says until when it may come back. */
+  detach(): void {
+    this.write((record) => record.detach(this.who.sid, Date.now()));
+  }
+
+  /** A recovery that cannot be completed: out of every room it got back into, and no record. */
+  abandon(): void {
+    for (const link of this.links.values()) link.leave(true);
+    this.links.clear();
+    this.write((record) => record.forget());
+  }
+
+  private link(key: string, username: string, joinAck: number | undefined): RoomLink {
+    let saved = false;
+    const link = new RoomLink(username, this.opener(key, username), {
+      frame: (frame, seq) => this.forward(key, frame, seq),
+      unanswered: (ids, error) => {
+        for (const id of ids) this.socket?.ack(id, { ok: false, error } satisfies Refusal);
+      },
+      opened: () => {
+        if (saved) return;
+        saved = true;
+        this.saveRecord();
+      },
+      lost: (error, everOpened) => this.lost(key, link, error, everOpened, joinAck !== undefined),
+      left: () => this.left(key, link),
+    }, this.config.RECOVERY_WINDOW_MS > 0);
+    this.links.set(key, link);
+    return link;
+  }
+
+  private forward(key: string, frame: string, seq: number | undefined): void {
+    if (seq !== undefined) {
+      this.positions.set(key, seq);
+      // With one room the frame already says where the connection is; with more, it names them all.
+      if (this.positions.size > 1) frame = replaceOffset(frame, formatOffset(this.positions));
+    }
+    if (this.pending) this.pending.push(frame);
+    else this.socket?.sendFrame(frame);
+  }
+
+  private left(key: string, link: RoomLink): void {
+    if (this.links.get(key) !== link) return;
+    this.links.delete(key);
+    this.positions.delete(key);
+    this.saveRecord();
+  }
+
+  private lost(key: string, link: RoomLink, error: ErrorBody, everOpened: boolean, joinHadAck: boolean): void {
+    if (this.links.get(key) !== link) return;
+    this.links.delete(key);
+    this.positions.delete(key);
+    this.chat?.forget(key, link);
+    const socket = this.socket;
+    if (!socket) return;
+    log(everOpened ? "room_link_lost" : "refused", { sid: this.who.sid, socketId: this.who.socketId, event: ClientEvent.join, pr: key, code: error.code });
+    if (link.superseded) {
+      // This connection was recovered by another one: it must not go on as well.
+      socket.disconnect();
+      return;
+    }
+    this.saveRecord();
+    // A refused join with an ack was answered through it; anything else is news to the client.
+    if (!everOpened && joinHadAck) return;
+    socket.emit(ServerEvent.error, { event: ClientEvent.join, pullRequestId: publicPullRequestId(key), ...error } satisfies PrRoomError);
+  }
+
+  private saveRecord(): void {
+    const rooms = Array.from(this.links, ([key, link]) => ({ key, username: link.username }));
+    this.write((record) => record.save(this.who.sid, this.who.socketId, this.who.subject, rooms));
+  }
+
+  private write(change: (record: RecordStub) => Promise<void>): void {
+    const record = this.record;
+    if (!record) return;
+    this.writes = this.writes
+      .then(() => change(record))
+      .catch((error) => log("handler_error", { sid: this.who.sid, socketId: this.who.socketId, where: "recovery record", error: String(error) }));
+  }
+
+  /** Opens a link to `pr:<key>`; the room's 403 is a final refusal, a 400 a bug (final), anything else is retried. */
+  private opener(key: string, username: string): LinkOpener {
+    const { sid, socketId } = this.who;
+    return async (resume) => {
+      const stub = this.rooms.getByName(roomName(key));
+      const pending = stub.fetch(linkUrl(key, { sid, socketId, username, resume }), { headers: { Upgrade: "websocket" } });
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), LINK_OPEN_TIMEOUT_MS)));
+      const response = await Promise.race([pending, timedOut]).finally(() => clearTimeout(timer));
+      if (response === "timeout") {
+        // If the room answers after all, close what it accepted so it keeps no ghost member.
+        pending.then((late) => late.webSocket && closeQuietly(late.webSocket, true, LinkClose.gone), () => undefined);
+        throw new Error(`room did not answer within ${LINK_OPEN_TIMEOUT_MS} ms`);
+      }
+      if (response.status === 101 && response.webSocket) return response.webSocket;
+      const body = await response.text();
+      if (response.status === 403) {
+        const refusal = LinkRefusal.safeParse(safeJson(body));
+        if (refusal.success) return { refused: refusal.data };
+      }
+      const error = `room did not take the link: ${response.status} ${body.slice(0, 200)}`;
+      throw response.status >= 400 && response.status < 500 ? new FinalLinkError(error) : new Error(error);
+    };
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

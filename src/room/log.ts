@@ -1,0 +1,143 @@
+/**
+ * The room's log: every `pr-room-message` gets the next `seq` (1, 2, 3, … never reused,
+ * also after a restart), and the recent ones are kept in the object's SQLite storage
+ * for connection state recovery and idempotent sends. Newcomers never read it.
+ *
+ * Growth is bounded: entries older than the window, or beyond the count, are deleted
+ * by the room's alarm (`prune`). With a window of 0 nothing but the counter is stored.
+ */
+
+export interface LogEntry {
+  seq: number;
+  /** Server time of the broadcast, ms since the epoch. */
+  at: number;
+  id: string;
+  username: string;
+  message: string;
+}
+
+export interface LogLimits {
+  /** How long entries are kept (RECOVERY_WINDOW_MS); 0 keeps none. */
+  windowMs: number;
+  /** How many entries are kept at most (RECOVERY_MAX_MESSAGES). */
+  maxEntries: number;
+}
+
+export class RoomLog {
+  /** The last seq given out. */
+  private head: number;
+  /** The oldest entry kept, when any: pruning deletes a prefix, so seqs oldest..head are all there. */
+  private oldest: { seq: number; at: number } | undefined;
+  /** Rows written to storage, for the bench's rows-per-message figure. */
+  rowsWritten = 0;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly limits: LogLimits,
+  ) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS log (
+      seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, id TEXT NOT NULL,
+      username TEXT NOT NULL, message TEXT NOT NULL, client_id TEXT)`);
+    sql.exec("CREATE UNIQUE INDEX IF NOT EXISTS log_client_id ON log (username, client_id) WHERE client_id IS NOT NULL");
+    sql.exec("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+    const saved = sql.exec<{ value: number }>("SELECT value FROM counters WHERE name = 'seq'").toArray()[0]?.value ?? 0;
+    const bounds = sql.exec<{ first: number | null; last: number | null }>("SELECT MIN(seq) AS first, MAX(seq) AS last FROM log").one();
+    this.head = Math.max(saved, bounds.last ?? 0);
+    if (bounds.first !== null) {
+      const at = sql.exec<{ at: number }>("SELECT at FROM log WHERE seq = ?", bounds.first).one().at;
+      this.oldest = { seq: bounds.first, at };
+    }
+  }
+
+  get keeps(): boolean {
+    return this.limits.windowMs > 0;
+  }
+
+  /** The seq of the newest message (0 before the first). */
+  get headSeq(): number {
+    return this.head;
+  }
+
+  /** Numbers and records a message. With a window of 0 only the counter is saved. */
+  append(entry: Omit<LogEntry, "seq">, clientId?: string): number {
+    const seq = ++this.head;
+    if (this.keeps) {
+      const cursor = this.sql.exec(
+        "INSERT INTO log (seq, at, id, username, message, client_id) VALUES (?, ?, ?, ?, ?, ?)",
+        seq, entry.at, entry.id, entry.username, entry.message, clientId ?? null,
+      );
+      this.rowsWritten += cursor.rowsWritten;
+      this.oldest ??= { seq, at: entry.at };
+    } else {
+      this.saveHead();
+    }
+    return seq;
+  }
+
+  /** The first answer to a send with this client id, if it is still kept. */
+  byClientId(username: string, clientId: string): { id: string; seq: number } | undefined {
+    if (!this.keeps) return undefined;
+    return this.sql
+      .exec<{ id: string; seq: number }>("SELECT id, seq FROM log WHERE username = ? AND client_id = ?", username, clientId)
+      .toArray()[0];
+  }
+
+  /**
+   * Every entry after `seq`, oldest first; undefined when the log no longer reaches
+   * back that far (something after `seq` was pruned or never kept).
+   */
+  after(seq: number): LogEntry[] | undefined {
+    if (seq >= this.head) return seq === this.head ? [] : undefined;
+    if (!this.oldest || this.oldest.seq > seq + 1) return undefined;
+    return this.sql
+      .exec<{ seq: number; at: number; id: string; username: string; message: string }>(
+        "SELECT seq, at, id, username, message FROM log WHERE seq > ? ORDER BY seq",
+        seq,
+      )
+      .toArray();
+  }
+
+  /** When `prune` next has work: the oldest entry's expiry, or now when over the count. */
+  nextPruneAt(now: number): number | undefined {
+    if (!this.oldest) return undefined;
+    if (this.head - this.oldest.seq + 1 > this.limits.maxEntries + slack(this.limits.maxEntries)) return now;
+    return this.oldest.at + this.limits.windowMs;
+  }
+
+  /** Deletes what is older than the window or beyond the count. */
+  prune(now: number): void {
+    if (!this.oldest) return;
+    const byCount = this.head - this.limits.maxEntries;
+    const byAge = now - this.limits.windowMs;
+    // Always a prefix, even if clocks stepped back: everything up to the newest expired entry goes.
+    const cursor = this.sql.exec(
+      "DELETE FROM log WHERE seq <= MAX(?, (SELECT COALESCE(MAX(seq), 0) FROM log WHERE at < ?))",
+      byCount,
+      byAge,
+    );
+    if (cursor.rowsWritten === 0) return;
+    this.rowsWritten += cursor.rowsWritten;
+    // The counter must outlive the entries that carried it.
+    this.saveHead();
+    const first = this.sql.exec<{ seq: number; at: number }>("SELECT seq, at FROM log ORDER BY seq LIMIT 1").toArray()[0];
+    this.oldest = first;
+  }
+
+  /** Entries kept now. */
+  get size(): number {
+    return this.oldest ? this.head - this.oldest.seq + 1 : 0;
+  }
+
+  private saveHead(): void {
+    const cursor = this.sql.exec("INSERT INTO counters (name, value) VALUES ('seq', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", this.head);
+    this.rowsWritten += cursor.rowsWritten;
+  }
+}
+
+/**
+ * Past the count, pruning waits for a tenth more (at least one) so that a busy room
+ * runs its alarm once per batch, not once per message.
+ */
+function slack(maxEntries: number): number {
+  return Math.max(1, Math.floor(maxEntries / 10));
+}
