@@ -1,18 +1,19 @@
 /**
- * PrRoom: one Durable Object per pull request, named `pr:<id>`. Its members are
- * gateway links (one per client connection that joined) and direct client sockets;
- * both are hibernatable WebSockets whose attachments say who they are, so the room
- * sleeps between messages and loses nothing. It numbers and logs messages, keeps
- * presence and typing per person, takes back connections that come back within the
- * recovery window, and broadcasts each frame, encoded once, through one fan-out path.
+ * PrRoom: one Durable Object per pull request, named `pr:<id>`. Its members are gateway
+ * links (one per client connection that joined) and direct client sockets; both are
+ * hibernatable WebSockets whose attachments say who they are, so the room sleeps between
+ * messages and loses nothing. It numbers and logs messages, keeps presence and typing per
+ * person, takes back connections that come back within the recovery window, and sends
+ * each frame, encoded once, through one fan-out path.
  */
 import { DurableObject } from "cloudflare:workers";
-import { verifyIdentity } from "../chat/identity.js";
+import { verifyIdentity, type Identity } from "../chat/identity.js";
 import { ChatSession, type JoinedRoom, type Scheduler } from "../chat/session.js";
 import { TokenBucket } from "../chat/token-bucket.js";
 import { configOf, engineOptions, type Config } from "../config.js";
 import {
   CHAT_NAMESPACE,
+  ClientEvent,
   publicPullRequestId,
   roomName,
   ServerEvent,
@@ -30,14 +31,15 @@ import {
 } from "../events.js";
 import { log } from "../log.js";
 import { parseOffset } from "../recovery/offset.js";
-import { pidHash, isPid, newPid } from "../recovery/pid.js";
+import { isPid, newPid, pidHash } from "../recovery/pid.js";
 import { utf8Length } from "../session/backlog.js";
+import { DirectSessions, type DirectConnection } from "../session/direct.js";
 import { randomId } from "../session/ids.js";
 import { Namespaces, type NamespaceHandler } from "../session/namespaces.js";
-import { CloseCode, type EngineOptions } from "../session/types.js";
+import type { Socket } from "../session/socket.js";
+import { CloseCode } from "../session/types.js";
 import { Alarm, earliest } from "./alarm.js";
 import { Connections } from "./connections.js";
-import { DirectConnection, type DirectAttachment } from "./direct.js";
 import { ackFrame, eventFrame, messageFrame } from "./frames.js";
 import { decodeCommand, LinkClose, LinkIdentity, type LinkCommand, type LinkRefusal } from "./link.js";
 import { RoomLog, type LogEntry } from "./log.js";
@@ -50,6 +52,15 @@ interface LinkAttachment {
   kind: "link";
   member: Member;
 }
+
+/** What a direct connection keeps in its attachment besides its session. */
+interface DirectApp {
+  identity?: { username: string; pullRequests?: string[]; expiresAt: number };
+  member?: Member;
+}
+
+type Direct = DirectConnection<DirectApp>;
+type ChatSocket = Socket<ChatSession>;
 
 /** What a backend publishes over the HTTP API. */
 export interface PublishRequest {
@@ -66,12 +77,17 @@ export interface RoomInfo {
   users: string[];
 }
 
+/** A recovery decided at CONNECT, carried out once the client has its CONNECT answer. */
+interface DirectResume {
+  member?: Member;
+  replay: LogEntry[];
+}
+
 /** Close codes the platform reports for a close no frame carried: never answered with a close. */
 const NO_CLOSE_FRAME = new Set([1005, 1006, 1015]);
 
 export class PrRoom extends DurableObject<Env> {
   private readonly config: Config;
-  private readonly options: EngineOptions;
   private readonly key: string;
   private readonly pullRequestId: number | string;
   private readonly log: RoomLog;
@@ -83,19 +99,16 @@ export class PrRoom extends DurableObject<Env> {
   /** Everyone in the room: the one fan-out set. */
   private readonly members = new Map<WebSocket, Participant>();
   private readonly links = new Map<WebSocket, LinkParticipant>();
-  /** Client sockets held here, in the room or not yet, by socket and by Engine.IO sid. */
-  private readonly directs = new Map<WebSocket, DirectConnection>();
-  private readonly directsBySid = new Map<string, DirectConnection>();
+  /** Client sockets held here (the direct path), in the room or not yet. */
+  private readonly directs: DirectSessions<DirectApp>;
+  private readonly resumes = new WeakMap<Direct, DirectResume>();
+  private readonly participants = new WeakMap<Direct, DirectParticipant>();
   /** Typing budgets per user: many tabs of one user type as one user. */
   private readonly typingBudgets = new Map<string, TokenBucket>();
-  private readonly namespaces: Namespaces;
-  /** When the heartbeat last pinged the direct sockets. */
-  private lastPingAt: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = configOf(env);
-    this.options = engineOptions(this.config);
     this.key = (ctx.id.name ?? "").replace(/^pr:/, "");
     this.pullRequestId = publicPullRequestId(this.key);
     const sql = ctx.storage.sql;
@@ -104,10 +117,7 @@ export class PrRoom extends DurableObject<Env> {
     this.presence = new Presence(sql, this.config.PRESENCE_GRACE_MS);
     this.alarms = new Alarm(ctx.storage);
     this.timers = new RoomTimers(this.alarms);
-    this.lastPingAt = sql.exec<{ value: number }>("SELECT value FROM counters WHERE name = 'ping'").toArray()[0]?.value ?? 0;
-    this.namespaces = new Namespaces().of(CHAT_NAMESPACE, this.directNamespace());
-    // Pongs are answered by the runtime, so idle direct sockets never wake the room.
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("3", "6"));
+    this.directs = new DirectSessions(ctx, engineOptions(this.config), new Namespaces().of(CHAT_NAMESPACE, this.directChat()));
 
     for (const ws of ctx.getWebSockets()) this.rebuild(ws);
     ctx.blockConcurrencyWhile(async () => {
@@ -116,7 +126,7 @@ export class PrRoom extends DurableObject<Env> {
     });
   }
 
-  // ---- entry points ---------------------------------------------------------------------
+  // ---- entry points -----------------------------------------------------------------------
 
   /** A gateway link (`/link?…`) or a client's own socket (`/socket.io/…`, the direct path). */
   override async fetch(request: Request): Promise<Response> {
@@ -150,7 +160,7 @@ export class PrRoom extends DurableObject<Env> {
     try {
       ws.close(code, reason);
     } catch {
-      // Already closed (the runtime may answer closes itself).
+      // Already closed (the runtime answers close frames itself).
     }
   }
 
@@ -161,7 +171,7 @@ export class PrRoom extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarms.fired();
     const now = Date.now();
-    if (this.directs.size > 0 && now >= this.lastPingAt + this.options.pingInterval) this.heartbeat(now);
+    this.directs.heartbeat(now);
     for (const member of this.typing.expired(now)) {
       const participant = this.participantOf(member);
       if (participant) this.stopTyping(participant, member);
@@ -174,20 +184,20 @@ export class PrRoom extends DurableObject<Env> {
     this.scheduleNext(now);
   }
 
-  // ---- RPC for the HTTP API ----------------------------------------------------------------
+  // ---- RPC for the HTTP API ---------------------------------------------------------------
 
   /** Publishes a message as `username` (a backend's token subject), as a member's send would. */
   async publish(request: PublishRequest): Promise<PublishResult> {
-    const result = this.post(request.username, request.message, request.clientMessageId);
-    return { ok: true, ...result };
+    return { ok: true, ...this.post(request.username, request.message, request.clientMessageId) };
   }
 
   /** Who is here now. */
   async info(): Promise<RoomInfo> {
-    return { pullRequestId: this.pullRequestId, members: this.presence.list().length, users: this.presence.list() };
+    const users = this.presence.list();
+    return { pullRequestId: this.pullRequestId, members: users.length, users };
   }
 
-  // ---- links from gateway sessions -----------------------------------------------------------
+  // ---- links from gateway sessions ----------------------------------------------------------
 
   private acceptLink(url: URL): Response {
     const parsed = LinkIdentity.safeParse(Object.fromEntries(url.searchParams));
@@ -205,90 +215,56 @@ export class PrRoom extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: gatewaySide });
   }
 
-  // ---- direct client sockets -------------------------------------------------------------------
+  // ---- direct client sockets ----------------------------------------------------------------
 
   private acceptDirect(request: Request): Response {
     if (this.directs.size >= this.config.MAX_MEMBERS_PER_ROOM) {
       return Response.json({ code: 4, message: `${roomName(this.key)} is full` }, { status: 403 });
     }
-    const { 0: client, 1: server } = new WebSocketPair();
-    this.ctx.acceptWebSocket(server, ["direct"]);
-    const attachment: DirectAttachment = { kind: "direct", engine: { sid: randomId(), openedAt: Date.now() }, sockets: {} };
-    server.serializeAttachment(attachment);
-    const direct = this.direct(server, attachment);
-    direct.engine.open();
-    direct.pingSentAt = 0;
-    log("connect", { sid: direct.engine.sid, pr: this.key, origin: request.headers.get("Origin") ?? undefined, path: "direct" });
-    // The first heartbeat round comes one interval after the previous one, or from now.
-    this.alarms.wake(Math.max(this.lastPingAt, Date.now()) + this.options.pingInterval);
-    return new Response(null, { status: 101, webSocket: client });
+    const response = this.directs.accept(request);
+    this.scheduleNext(Date.now());
+    return response;
   }
 
-  private direct(ws: WebSocket, attachment: DirectAttachment): DirectConnection {
-    const direct = new DirectConnection(ws, attachment, this.options, this.namespaces, () =>
-      this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0,
-      (ended) => this.forgetDirect(ended),
-    );
-    this.directs.set(ws, direct);
-    this.directsBySid.set(direct.engine.sid, direct);
-    return direct;
-  }
-
-  private forgetDirect(direct: DirectConnection): void {
-    this.directs.delete(direct.ws);
-    this.directsBySid.delete(direct.engine.sid);
-  }
-
-  /** The chat on a direct connection: the shared rules, with this room as the only room. */
-  private directNamespace(): NamespaceHandler<ChatSession> {
+  /** The chat on a direct connection: the shared rules, with this room as its only room. */
+  private directChat(): NamespaceHandler<ChatSession> {
     const room = this;
     const config = this.config;
-    const chatFor = (direct: DirectConnection) =>
-      new ChatSession(config, {
-        refuseJoin: (key) =>
-          key === room.key
-            ? undefined
-            : ["room_mismatch", `this connection was opened for ${roomName(room.key)}; join ${roomName(key)} on a connection without pullRequestId, or one for it`],
-        join: (_key, username, first) => room.joinDirect(direct, username, first),
-      }, room.timers, direct.identity);
-    /** Recoveries decided at CONNECT, carried out once the client has its CONNECT answer. */
-    const resumes = new WeakMap<DirectConnection, { member?: Member; entries: LogEntry[] }>();
-
     return {
       async connect({ auth, sid }) {
-        const direct = room.directsBySid.get(sid);
+        const direct = room.directs.bySessionId(sid);
         if (!direct) return { ok: false, error: { message: "connection closed" } };
+        let identity: Identity | undefined;
         if (config.AUTH_SECRET !== undefined) {
           const verified = await verifyIdentity(auth, config.AUTH_SECRET, config);
           if (!verified.ok) return { ok: false, error: { message: verified.message, data: { code: verified.code } } };
-          direct.identity = verified.identity;
+          identity = verified.identity;
+          const { username, pullRequests, expiresAt } = identity;
+          direct.app = { ...direct.app, identity: { username, pullRequests: pullRequests && [...pullRequests], expiresAt } };
         }
-        const subject = direct.identity?.username ?? null;
-        if (room.connections.keeps) {
-          const claimed = isPid(auth.pid) ? await pidHash(auth.pid) : undefined;
-          // From here on nothing awaits, so no message can slip between the replay and going live.
-          const resume = claimed ? room.planDirectResume(claimed, subject, auth.offset, sid) : undefined;
-          if (resume) {
-            resumes.set(direct, resume.plan);
-            return { ok: true, data: chatFor(direct), id: resume.socketId, pid: auth.pid as string };
-          }
-          const pid = newPid();
-          const id = randomId();
-          room.connections.connected(id, await pidHash(pid), subject);
-          return { ok: true, data: chatFor(direct), id, pid };
+        const chat = room.chatFor(direct, identity);
+        if (!room.connections.keeps) return { ok: true, data: chat };
+        const subject = identity?.username ?? null;
+        const claimed = isPid(auth.pid) ? await pidHash(auth.pid) : undefined;
+        // From here on nothing awaits, so no message can slip between the replay and going live.
+        const resume = claimed ? room.planDirectResume(direct, claimed, subject, auth.offset) : undefined;
+        if (resume) {
+          room.resumes.set(direct, resume.plan);
+          return { ok: true, data: chat, id: resume.socketId, pid: auth.pid as string };
         }
-        return { ok: true, data: chatFor(direct) };
+        const pid = newPid();
+        const id = randomId();
+        room.connections.connected(id, await pidHash(pid), subject);
+        return { ok: true, data: chat, id, pid };
       },
 
       connected(socket) {
-        const direct = room.directsBySid.get(socket.sid)!;
-        const resume = resumes.get(direct);
-        if (resume) {
-          resumes.delete(direct);
-          if (resume.member) {
-            room.enter(direct, resume.member, { replay: resume.entries, resumed: true });
-            socket.data.adopt(room.key, room.directRoom(direct, resume.member.username));
-          }
+        const direct = room.directs.bySessionId(socket.sid)!;
+        const resume = room.resumes.get(direct);
+        room.resumes.delete(direct);
+        if (resume?.member) {
+          room.enter(room.participant(direct), resume.member, { replay: resume.replay, resumed: true });
+          socket.data.adopt(room.key, room.directRoom(direct, resume.member.username));
         }
         socket.data.endAtExpiry(socket);
       },
@@ -299,80 +275,114 @@ export class PrRoom extends DurableObject<Env> {
 
       disconnect(socket, reason) {
         socket.data.closeAll(socket);
-        // Resumed by another connection: that one holds the record now.
+        // Taken over by a recovery: the new connection holds the record now.
         if (reason !== "forced close") room.connections.departed(socket.id, Date.now());
       },
 
       restore(_state, sid) {
-        const direct = room.directsBySid.get(sid)!;
-        const chat = chatFor(direct);
-        if (direct.member) chat.adopt(room.key, room.directRoom(direct, direct.member.username));
+        const direct = room.directs.bySessionId(sid)!;
+        const stored = direct.app?.identity;
+        const identity: Identity | undefined = stored && {
+          username: stored.username,
+          pullRequests: stored.pullRequests && new Set(stored.pullRequests),
+          expiresAt: stored.expiresAt,
+          scopes: new Set(),
+        };
+        const chat = room.chatFor(direct, identity);
+        const member = direct.app?.member;
+        if (member) chat.adopt(room.key, room.directRoom(direct, member.username));
         return chat;
       },
     };
   }
 
-  /** A direct connection joins this room: refused at once (answered), or in. */
-  private joinDirect(direct: DirectConnection, username: string, first: LinkCommand): JoinedRoom | undefined {
+  private chatFor(direct: Direct, identity: Identity | undefined): ChatSession {
+    return new ChatSession(
+      this.config,
+      {
+        refuseJoin: (key) =>
+          key === this.key
+            ? undefined
+            : ["room_mismatch", `this connection was opened for ${roomName(this.key)}; join ${roomName(key)} on a connection without pullRequestId, or one opened for it`],
+        join: (_key, username, first) => this.joinDirect(direct, username, first),
+      },
+      this.timers,
+      identity,
+    );
+  }
+
+  /** A direct connection joins this room: refused at once (and told), or in. */
+  private joinDirect(direct: Direct, username: string, first: LinkCommand): JoinedRoom | undefined {
     const socket = direct.layer.socket(CHAT_NAMESPACE)!;
     const member: Member = { sid: direct.engine.sid, socketId: socket.id, username, typingUntil: 0 };
     const plan = this.planJoin(member);
     if ("refused" in plan) {
       const { code, message } = plan.refused as ErrorBody;
-      log("refused", { sid: member.sid, socketId: member.socketId, event: "join-pr-room", pr: this.key, code });
+      log("refused", { sid: member.sid, socketId: member.socketId, event: ClientEvent.join, pr: this.key, code });
       if (first.ack !== undefined) socket.ack(first.ack, { ok: false, error: { code, message } } satisfies Refusal);
-      else socket.emit(ServerEvent.error, { event: "join-pr-room", pullRequestId: this.pullRequestId, code, message } satisfies PrRoomError);
+      else socket.emit(ServerEvent.error, { event: ClientEvent.join, pullRequestId: this.pullRequestId, code, message } satisfies PrRoomError);
       return undefined;
     }
-    this.enter(direct, member, plan);
-    this.command(direct, first);
+    const participant = this.participant(direct);
+    this.enter(participant, member, plan);
+    this.command(participant, first);
     return this.directRoom(direct, username);
   }
 
-  private directRoom(direct: DirectConnection, username: string): JoinedRoom {
+  /** The one participant object of a direct connection (the fan-out set compares them). */
+  private participant(direct: Direct): DirectParticipant {
+    let participant = this.participants.get(direct);
+    if (!participant) this.participants.set(direct, (participant = new DirectParticipant(direct)));
+    return participant;
+  }
+
+  private directRoom(direct: Direct, username: string): JoinedRoom {
+    const participant = this.participant(direct);
     return {
       username,
       send: (command) => {
-        if (!direct.member) return false;
-        this.command(direct, command);
+        if (!participant.member) return false;
+        this.command(participant, command);
         return true;
       },
-      leave: (gone) => this.exit(direct, gone ? "gone" : "left"),
+      leave: (gone) => this.exit(participant, gone ? "gone" : "left"),
     };
   }
 
   /** Decides, without awaiting, whether a direct CONNECT with this pid takes its connection back. */
   private planDirectResume(
+    direct: Direct,
     hash: string,
     subject: string | null,
     offset: unknown,
-    sid: string,
-  ): { socketId: string; plan: { member?: Member; entries: LogEntry[] } } | undefined {
+  ): { socketId: string; plan: DirectResume } | undefined {
     const row = this.connections.findByPid(hash, Date.now());
     if (!row || row.subject !== subject) return undefined;
-    if (row.username === null) return { socketId: row.socketId, plan: { entries: [] } };
+    // An old socket of the same connection that is still open but not in the room goes now.
+    const stale = this.directs.bySocketId(row.socketId);
+    if (stale && stale !== direct && !stale.app?.member) this.directs.close(stale, LinkClose.superseded, "resumed elsewhere");
+    if (row.username === null) return { socketId: row.socketId, plan: { replay: [] } };
     const positions = offset === undefined ? new Map<string, number>() : parseOffset(offset);
     if (!positions) return undefined;
-    const member: Member = { sid, socketId: row.socketId, username: row.username, typingUntil: 0 };
+    const member: Member = { sid: direct.engine.sid, socketId: row.socketId, username: row.username, typingUntil: 0 };
     const plan = this.planResume(member, positions.get(this.key));
     if ("refused" in plan) return undefined;
-    return { socketId: row.socketId, plan: { member, entries: plan.replay } };
+    return { socketId: row.socketId, plan: { member, replay: plan.replay } };
   }
 
-  // ---- the room: entering, commands, leaving ------------------------------------------------
+  // ---- the room: entering, commands, leaving -------------------------------------------------
 
-  /** Why `member` may not come in now, if it may not. */
+  /** Why `member` may not come in now, if it may not. A member taking its own place back always may. */
   private entryRefusal(member: Member, resuming: boolean): LinkRefusal | undefined {
-    if (!resuming || !this.holderOf(member.socketId)) {
-      if (this.members.size >= this.config.MAX_MEMBERS_PER_ROOM) {
-        return { code: "room_full", message: `${roomName(this.key)} is full (${this.config.MAX_MEMBERS_PER_ROOM} connections)` };
-      }
-      if (this.presence.connections(member.username) >= this.config.MAX_CONNECTIONS_PER_USER) {
-        return {
-          code: "too_many_connections",
-          message: `${JSON.stringify(member.username)} already has ${this.config.MAX_CONNECTIONS_PER_USER} connections in ${roomName(this.key)}; close one first`,
-        };
-      }
+    if (resuming && this.holderOf(member.socketId)) return undefined;
+    if (this.members.size >= this.config.MAX_MEMBERS_PER_ROOM) {
+      return { code: "room_full", message: `${roomName(this.key)} is full (${this.config.MAX_MEMBERS_PER_ROOM} connections)` };
+    }
+    if (this.presence.connections(member.username) >= this.config.MAX_CONNECTIONS_PER_USER) {
+      return {
+        code: "too_many_connections",
+        message: `${JSON.stringify(member.username)} already has ${this.config.MAX_CONNECTIONS_PER_USER} connections in ${roomName(this.key)}; close one first`,
+      };
     }
     return undefined;
   }
@@ -398,22 +408,23 @@ export class PrRoom extends DurableObject<Env> {
   }
 
   /**
-   * Lets a member in: replays what it missed (a resume), then adds it to the fan-out, in
-   * one turn, so nothing newer can come first. A resumed member whose old connection is
-   * still here takes its place, and the others notice nothing.
+   * Lets a member in: replays what it missed (a resume), then adds it to the fan-out, in one
+   * turn, so nothing newer can come first. A resumed member whose old connection is still
+   * here takes its place, and the others notice nothing.
    */
   private enter(participant: Participant, member: Member, plan: { replay: LogEntry[]; resumed: boolean }): void {
     const old = plan.resumed ? this.holderOf(member.socketId) : undefined;
-    if (old && old !== participant) this.supersede(old);
+    if (old && old.ws !== participant.ws) this.supersede(old);
     for (const entry of plan.replay) participant.send(this.frameOf(entry), 0);
     participant.member = member;
     participant.save();
     this.members.set(participant.ws, participant);
-    if (old) return log("resume", { sid: member.sid, socketId: member.socketId, pr: this.key, replayed: plan.replay.length, superseded: true });
+    const fields = { sid: member.sid, socketId: member.socketId, pr: this.key, user: member.username };
+    if (old) return log("resume", { ...fields, replayed: plan.replay.length, superseded: true });
     if (plan.resumed) this.connections.resumed(member.socketId);
     else this.connections.joined(member.socketId, member.username, this.log.headSeq);
     if (this.presence.arrive(member.username)) this.announce(ServerEvent.userJoined, member.username, participant.ws);
-    log(plan.resumed ? "resume" : "join", { sid: member.sid, socketId: member.socketId, pr: this.key, user: member.username, replayed: plan.replay.length });
+    log(plan.resumed ? "resume" : "join", plan.resumed ? { ...fields, replayed: plan.replay.length } : fields);
   }
 
   /** Takes a member out: "left" on purpose (not recoverable), or "gone" (recoverable for the window). */
@@ -424,20 +435,16 @@ export class PrRoom extends DurableObject<Env> {
     participant.member = undefined;
     participant.save();
     if (this.typing.stop(member)) this.broadcast(eventFrame(ServerEvent.stopTyping, this.notice(member)), member.username);
+    const now = Date.now();
     if (why === "left") this.connections.left(member.socketId);
-    else this.connections.departed(member.socketId, Date.now());
-    if (this.presence.depart(member.username, Date.now())) this.announce(ServerEvent.userLeft, member.username);
-    this.scheduleNext(Date.now());
+    else this.connections.departed(member.socketId, now);
+    if (this.presence.depart(member.username, now)) this.announce(ServerEvent.userLeft, member.username);
+    this.scheduleNext(now);
   }
 
   /** A socket closed: a direct connection's session ends; a link's member left, or went (recoverably). */
   private gone(ws: WebSocket, reason: "transport close" | "transport error", code?: number): void {
-    const direct = this.directs.get(ws);
-    if (direct) {
-      direct.engine.lost(reason, code);
-      this.forgetDirect(direct);
-      return;
-    }
+    if (this.directs.lost(ws, reason, code)) return;
     const link = this.links.get(ws);
     if (!link) return;
     this.links.delete(ws);
@@ -448,21 +455,23 @@ export class PrRoom extends DurableObject<Env> {
   private command(participant: Participant, command: LinkCommand): void {
     const member = participant.member;
     if (!member) return;
-    const answer = (payload: unknown) => command.ack !== undefined && participant.send(ackFrame(command.ack, payload), 0);
+    const answer = (payload: unknown) => {
+      if (command.ack !== undefined) participant.send(ackFrame(command.ack, payload), 0);
+    };
     switch (command.t) {
-      case "join":
-        return void answer({ ok: true, pullRequestId: this.pullRequestId, members: this.presence.list().length, users: this.presence.list() } satisfies JoinAck);
-      case "users":
-        return void answer({ ok: true, pullRequestId: this.pullRequestId, users: this.presence.list() } satisfies UsersAck);
-      case "msg": {
-        if (this.typing.stop(member)) this.broadcast(eventFrame(ServerEvent.stopTyping, this.notice(member)), member.username);
-        else participant.save();
-        return void answer({ ok: true, ...this.post(member.username, command.message, command.cmid) } satisfies SendAck);
+      case "join": {
+        const users = this.presence.list();
+        return answer({ ok: true, pullRequestId: this.pullRequestId, members: users.length, users } satisfies JoinAck);
       }
+      case "users":
+        return answer({ ok: true, pullRequestId: this.pullRequestId, users: this.presence.list() } satisfies UsersAck);
+      case "msg":
+        // A message ends its sender's typing; the attachment is written only when that changes.
+        if (member.typingUntil !== 0) this.stopTyping(participant, member);
+        return answer({ ok: true, ...this.post(member.username, command.message, command.cmid) } satisfies SendAck);
       case "typing": {
         if (!this.typingBudget(member.username).take(Date.now())) {
-          if (command.ack !== undefined) answer(refusal("rate_limited", `${JSON.stringify(member.username)} is typing too often`));
-          return;
+          return answer(refusal("rate_limited", `${JSON.stringify(member.username)} is typing too often`));
         }
         const until = Date.now() + this.config.TYPING_TIMEOUT_MS;
         this.typing.start(member, until);
@@ -470,13 +479,12 @@ export class PrRoom extends DurableObject<Env> {
         // Renewals are relayed too; never to the typist's own other tabs.
         this.broadcast(eventFrame(ServerEvent.typing, this.notice(member)), member.username);
         this.alarms.wake(until);
-        break;
+        return answer({ ok: true } satisfies TypingAck);
       }
       case "stop-typing":
-        this.stopTyping(participant, member);
-        break;
+        if (member.typingUntil !== 0) this.stopTyping(participant, member);
+        return answer({ ok: true } satisfies TypingAck);
     }
-    answer({ ok: true } satisfies TypingAck);
   }
 
   /** Numbers, logs and broadcasts a message; a repeated client id gets the first answer, and no broadcast. */
@@ -536,7 +544,7 @@ export class PrRoom extends DurableObject<Env> {
     return budget;
   }
 
-  // ---- membership bookkeeping ---------------------------------------------------------------
+  // ---- membership bookkeeping -----------------------------------------------------------------
 
   private holderOf(socketId: string): Participant | undefined {
     for (const participant of this.members.values()) if (participant.member!.socketId === socketId) return participant;
@@ -556,33 +564,29 @@ export class PrRoom extends DurableObject<Env> {
     this.typing.stop(member);
     log("superseded", { sid: member.sid, socketId: member.socketId, pr: this.key });
     const direct = this.directs.get(old.ws);
-    if (direct) {
-      direct.engine.close("forced close", LinkClose.superseded, "resumed elsewhere");
-      this.forgetDirect(direct);
-    } else {
-      this.links.delete(old.ws);
-      try {
-        old.ws.close(LinkClose.superseded, "resumed elsewhere");
-      } catch {
-        // Already closed.
-      }
+    if (direct) return this.directs.close(direct, LinkClose.superseded, "resumed elsewhere");
+    this.links.delete(old.ws);
+    try {
+      old.ws.close(LinkClose.superseded, "resumed elsewhere");
+    } catch {
+      // Already closed.
     }
   }
 
   /** Rebuilds a socket's place after the room slept: no member pays for this per message. */
   private rebuild(ws: WebSocket): void {
-    const attachment = ws.deserializeAttachment() as LinkAttachment | DirectAttachment | null;
-    if (!attachment) return;
     let participant: Participant;
-    if (attachment.kind === "link") {
+    const direct = this.directs.restore(ws);
+    if (direct) {
+      // Deadlines kept in memory died with the old instance: the token's expiry is set again.
+      const socket = direct.layer.socket(CHAT_NAMESPACE) as ChatSocket | undefined;
+      socket?.data.endAtExpiry(socket);
+      participant = this.participant(direct);
+    } else {
+      const attachment = ws.deserializeAttachment() as LinkAttachment | null;
+      if (attachment?.kind !== "link") return;
       participant = new LinkParticipant(ws, attachment.member);
       this.links.set(ws, participant as LinkParticipant);
-    } else {
-      const direct = this.direct(ws, attachment);
-      direct.layer.restore(attachment.sockets);
-      // A ping went out at the last round unless the socket is younger than it.
-      if (attachment.engine.openedAt < this.lastPingAt) direct.pingSentAt = this.lastPingAt;
-      participant = direct;
     }
     const member = participant.member;
     if (!member) return;
@@ -591,26 +595,23 @@ export class PrRoom extends DurableObject<Env> {
     this.typing.restore(member);
   }
 
-  /** After a restart (not a hibernation): what the storage says is here but no socket is, has gone. */
+  /** After a restart (not a hibernation): what storage says is here but no socket is, has gone. */
   private reconcile(): void {
     const now = Date.now();
     this.presence.reconcile(now);
-    this.connections.reconcile(new Set(Array.from(this.members.values(), (p) => p.member!.socketId)), now);
+    const here = new Set(Array.from(this.members.values(), (participant) => participant.member!.socketId));
+    for (const direct of this.directs.values()) {
+      const socketId = direct.layer.socket(CHAT_NAMESPACE)?.id;
+      if (socketId) here.add(socketId);
+    }
+    this.connections.reconcile(here, now);
     this.scheduleNext(now);
   }
 
-  /** The heartbeat round: one alarm pings every direct socket and closes the ones gone silent. */
-  private heartbeat(now: number): void {
-    for (const direct of [...this.directs.values()]) direct.heartbeat(now, this.config.CONNECT_TIMEOUT_MS);
-    this.lastPingAt = now;
-    this.ctx.storage.sql.exec("INSERT INTO counters (name, value) VALUES ('ping', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", now);
-  }
-
   private scheduleNext(now: number): void {
-    const heartbeat = this.directs.size > 0 ? Math.max(now, this.lastPingAt + this.options.pingInterval) : undefined;
     this.alarms.wake(
       earliest(
-        heartbeat,
+        this.directs.nextHeartbeatAt(now),
         this.typing.nextExpiryAt(),
         this.presence.nextExpiryAt(),
         this.log.nextPruneAt(now),
@@ -621,7 +622,7 @@ export class PrRoom extends DurableObject<Env> {
   }
 }
 
-/** A gateway link as a member: frames go down the link, the gateway forwards them. */
+/** A gateway link as a member: frames go down the link, and the gateway forwards them. */
 class LinkParticipant implements Participant {
   constructor(
     readonly ws: WebSocket,
@@ -638,6 +639,32 @@ class LinkParticipant implements Participant {
 
   save(): void {
     if (this.member) this.ws.serializeAttachment({ kind: "link", member: this.member } satisfies LinkAttachment);
+  }
+}
+
+/** A direct connection as a member: frames go through its session (which counts them for the slow-reader cap). */
+class DirectParticipant implements Participant {
+  constructor(private readonly direct: Direct) {}
+
+  get ws(): WebSocket {
+    return this.direct.ws;
+  }
+
+  get member(): Member | undefined {
+    return this.direct.app?.member;
+  }
+
+  set member(member: Member | undefined) {
+    const { member: _, ...rest } = this.direct.app ?? {};
+    this.direct.app = member ? { ...rest, member } : rest;
+  }
+
+  send(frame: string, bytes: number): void {
+    this.direct.engine.send(frame, bytes || undefined);
+  }
+
+  save(): void {
+    this.direct.save();
   }
 }
 
