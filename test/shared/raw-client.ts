@@ -19,10 +19,13 @@ export class RawClient {
   closed: { code: number; reason: string } | undefined;
   /** Answer server pings as they arrive, as a live client does; heartbeat tests turn this off. */
   autoPong = true;
+  /** Drop noop packets ("6"), as socket.io-client does: a room answers each pong with one. */
+  skipNoops = true;
 
   constructor(readonly ws: FrameSocket) {
     ws.addEventListener("message", (event) => {
       if (event.data === "2" && this.autoPong) return this.send("3");
+      if (event.data === "6" && this.skipNoops) return;
       this.inbox.push(event.data as Frame);
       this.wake();
     });
