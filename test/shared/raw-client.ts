@@ -17,6 +17,7 @@ export class RawClient {
   private readonly inbox: Frame[] = [];
   private waiters: Array<() => void> = [];
   closed: { code: number; reason: string } | undefined;
+  private closing = false;
   /** Answer server pings as they arrive, as a live client does; heartbeat tests turn this off. */
   autoPong = true;
   /** Drop noop packets ("6"), as socket.io-client does: a room answers each pong with one. */
@@ -24,7 +25,7 @@ export class RawClient {
 
   constructor(readonly ws: FrameSocket) {
     ws.addEventListener("message", (event) => {
-      if (event.data === "2" && this.autoPong) return this.send("3");
+      if (event.data === "2" && this.autoPong) return this.pong();
       if (event.data === "6" && this.skipNoops) return;
       this.inbox.push(event.data as Frame);
       this.wake();
@@ -37,6 +38,12 @@ export class RawClient {
 
   send(frame: Frame): void {
     this.ws.send(frame);
+  }
+
+  /** Answers a ping, unless this side has closed meanwhile. */
+  private pong(): void {
+    if (this.closing || this.closed) return;
+    this.send("3");
   }
 
   /** Reads the open packet, CONNECTs to "/" and returns the socket id. */
@@ -124,6 +131,7 @@ export class RawClient {
   }
 
   close(): void {
+    this.closing = true;
     try {
       this.ws.close(1000, "done");
     } catch {

@@ -1,0 +1,158 @@
+/**
+ * The room's log inside workerd: sequence numbers across restarts, pruning by age and
+ * by count (by alarm), idempotent sends, replay from an offset, and recovery off.
+ */
+import { env } from "cloudflare:workers";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { RoomLog } from "../../src/room/log.js";
+import type { PrRoom } from "../../src/room/pr-room.js";
+import { call, member, PATHS } from "./raw-client.js";
+
+let nextPr = 40_000;
+const freshPr = () => nextPr++;
+const room = (pr: number) => env.PR_ROOM.getByName(`pr:${pr}`);
+
+/** A RoomLog on a room object's own storage, as the room builds it. */
+function withLog<T>(pr: number, limits: { windowMs: number; maxEntries: number }, run: (log: RoomLog, sql: SqlStorage) => T): Promise<T> {
+  return runInDurableObject(room(pr), (_: PrRoom, state) => run(new RoomLog(state.storage.sql, limits), state.storage.sql));
+}
+
+const entry = (at: number, n: number) => ({ at, id: `id-${n}`, username: "alice", message: `m${n}` });
+
+describe("RoomLog", () => {
+  it("numbers 1, 2, 3 … and never reuses a number, even after pruning everything and a restart", async () => {
+    const pr = freshPr();
+    const limits = { windowMs: 1000, maxEntries: 5 };
+    expect(await withLog(pr, limits, (log) => [1, 2, 3].map((n) => log.append(entry(Date.now(), n))))).toEqual([1, 2, 3]);
+    // Everything expires and is pruned; the counter must survive its entries.
+    await withLog(pr, limits, (log) => log.prune(Date.now() + 60_000));
+    expect(await withLog(pr, limits, (log) => log.size)).toBe(0);
+    await evictDurableObject(room(pr), { webSockets: "close" });
+    expect(await withLog(pr, limits, (log) => [log.headSeq, log.append(entry(Date.now(), 4))])).toEqual([3, 4]);
+  });
+
+  it("prunes by age: what is older than the window goes, the rest stays, always a prefix", async () => {
+    const pr = freshPr();
+    const limits = { windowMs: 10_000, maxEntries: 100 };
+    const t0 = Date.now();
+    const kept = await withLog(pr, limits, (log) => {
+      for (let n = 1; n <= 6; n++) log.append(entry(t0 + n * 1000, n));
+      log.prune(t0 + 13_500); // entries at t0+1s … t0+3s are older than 10 s
+      return log.after(0);
+    });
+    expect(kept).toBeUndefined(); // the log no longer reaches back to seq 1
+    const rest = await withLog(pr, limits, (log) => log.after(3)!.map((e) => e.seq));
+    expect(rest).toEqual([4, 5, 6]);
+    expect(await withLog(pr, limits, (log) => log.nextPruneAt(t0))).toBe(t0 + 4000 + 10_000);
+  });
+
+  it("prunes by count down to the maximum, and asks for it only past a slack", async () => {
+    const pr = freshPr();
+    const limits = { windowMs: 3_600_000, maxEntries: 10 };
+    const now = Date.now();
+    const due = await withLog(pr, limits, (log) => {
+      for (let n = 1; n <= 11; n++) log.append(entry(now, n));
+      const early = log.nextPruneAt(now); // 11 ≤ 10 + slack: not yet
+      log.append(entry(now, 12));
+      return [early, log.nextPruneAt(now)];
+    });
+    expect(due).toEqual([now + 3_600_000, now]);
+    expect(await withLog(pr, limits, (log) => (log.prune(now), [log.size, log.after(2)?.[0]?.seq]))).toEqual([10, 3]);
+  });
+
+  it("answers a repeated client id with the first answer, and keeps nothing with a window of 0", async () => {
+    const pr = freshPr();
+    const first = await withLog(pr, { windowMs: 60_000, maxEntries: 10 }, (log) => {
+      const seq = log.append(entry(Date.now(), 1), "client-1");
+      return [seq, log.byClientId("alice", "client-1"), log.byClientId("bob", "client-1")];
+    });
+    expect(first).toEqual([1, { id: "id-1", seq: 1 }, undefined]);
+    const off = freshPr();
+    const counted = await withLog(off, { windowMs: 0, maxEntries: 10 }, (log, sql) => {
+      log.append(entry(Date.now(), 1), "client-1");
+      log.append(entry(Date.now(), 2));
+      return [log.headSeq, log.byClientId("alice", "client-1"), sql.exec("SELECT COUNT(*) AS n FROM log").one().n];
+    });
+    expect(counted).toEqual([2, undefined, 0]);
+    // The counter alone survives a restart, so numbers stay unique without a log.
+    await evictDurableObject(room(off), { webSockets: "close" });
+    expect(await withLog(off, { windowMs: 0, maxEntries: 10 }, (log) => log.append(entry(Date.now(), 3)))).toBe(3);
+  });
+
+  it("writes one row per message (plus the index row when a client id is given)", async () => {
+    const pr = freshPr();
+    const rows = await withLog(pr, { windowMs: 60_000, maxEntries: 100 }, (log) => {
+      log.append(entry(Date.now(), 1));
+      const plain = log.rowsWritten;
+      log.append(entry(Date.now(), 2), "cid");
+      return [plain, log.rowsWritten - plain];
+    });
+    expect(rows).toEqual([1, 2]);
+  });
+});
+
+describe.each(PATHS)("the room's log on the %s path", (_, queryFor) => {
+  it("numbers messages across a restart of the room's object", async () => {
+    const pr = freshPr();
+    const alice = await member(queryFor, pr, "alice");
+    const send = (message: string) => call(alice, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message });
+    expect((await send("one")).seq).toBe(1);
+    expect((await send("two")).seq).toBe(2);
+    alice.close();
+    await evictDurableObject(room(pr), { webSockets: "close" });
+    const again = await member(queryFor, pr, "alice");
+    expect(await call(again, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "three" })).toMatchObject({ ok: true, seq: 3 });
+    again.close();
+  });
+
+  it("prunes by count when its alarm runs (RECOVERY_MAX_MESSAGES is 40 in tests)", async () => {
+    const pr = freshPr();
+    const alice = await member(queryFor, pr, "alice");
+    // Past a connection's rate budget: the rest comes the way a backend publishes.
+    for (let i = 0; i < 45; i++) await room(pr).publish({ username: "ci-bot", message: `m${i}` });
+    expect(await call(alice, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "last" })).toMatchObject({ seq: 46 });
+    await runDurableObjectAlarm(room(pr));
+    const kept = await runInDurableObject(room(pr), (_: PrRoom, state) =>
+      state.storage.sql.exec<{ n: number; first: number }>("SELECT COUNT(*) AS n, MIN(seq) AS first FROM log").one(),
+    );
+    expect(kept).toEqual({ n: 40, first: 7 });
+    alice.close();
+  });
+
+  it("sends a repeated clientMessageId once, answering the first send's id and seq", async () => {
+    const pr = freshPr();
+    const alice = await member(queryFor, pr, "alice");
+    const bob = await member(queryFor, pr, "bob");
+    const payload = { pullRequestId: pr, username: "alice", message: "exactly once", clientMessageId: "retry-1" };
+    const first = await call(alice, "send-message-to-pr-room", payload);
+    const again = await call(alice, "send-message-to-pr-room", payload);
+    expect(again).toEqual(first);
+    // Another user may use the same id: ids are per sender.
+    const other = await call(bob, "send-message-to-pr-room", { ...payload, username: "bob" });
+    expect(other.seq).toBe(first.seq + 1);
+    await call(alice, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "marker" });
+    const seen = [];
+    for (;;) {
+      const [, message] = await bob.nextEvent("pr-room-message");
+      seen.push(message.message);
+      if (message.message === "marker") break;
+    }
+    expect(seen).toEqual(["exactly once", "exactly once", "marker"]);
+    alice.close();
+    bob.close();
+  });
+
+  it.each([
+    ["a number", 42],
+    ["an empty string", ""],
+    ["65 characters", "x".repeat(65)],
+    ["an object", { id: 1 }],
+  ])("refuses a clientMessageId that is %s with invalid_payload", async (_what, clientMessageId) => {
+    const pr = freshPr();
+    const alice = await member(queryFor, pr, "alice");
+    const ack = await call(alice, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "x", clientMessageId });
+    expect(ack).toEqual({ ok: false, error: { code: "invalid_payload", message: expect.stringContaining("clientMessageId") } });
+    alice.close();
+  });
+});
