@@ -9,7 +9,7 @@ import { ClientEvent, publicPullRequestId, roomName, ServerEvent, type ErrorBody
 import { log } from "../log.js";
 import { formatOffset, replaceOffset } from "../recovery/offset.js";
 import type { RecordedRoom } from "../recovery/record.js";
-import { linkUrl, LinkClose, LinkRefusal, type LinkCommand } from "../room/link.js";
+import { linkUrl, LinkClose, LinkRefusal, REPLAYED_HEADER, type LinkCommand } from "../room/link.js";
 import type { Socket } from "../session/socket.js";
 import { closeQuietly, FinalLinkError, RoomLink, type LinkOpener } from "./room-link.js";
 import type { ChatSession, JoinedRoom, RoomAccess } from "./session.js";
@@ -36,7 +36,7 @@ export const LINK_OPEN_TIMEOUT_MS = 5_000;
 export class GatewayRooms implements RoomAccess {
   private socket: Socket<unknown> | undefined;
   /** Frames for a client that has not had its CONNECT answer yet. */
-  private pending: string[] | undefined = [];
+  private pending: Array<{ frame: string; bytes: number | undefined }> | undefined = [];
   private readonly links = new Map<string, RoomLink>();
   /** The connection's offset: the last seq forwarded from each room. */
   private readonly positions = new Map<string, number>();
@@ -61,7 +61,7 @@ export class GatewayRooms implements RoomAccess {
     this.socket = socket;
     const pending = this.pending ?? [];
     this.pending = undefined;
-    for (const frame of pending) socket.sendFrame(frame);
+    for (const { frame, bytes } of pending) socket.sendFrame(frame, bytes);
   }
 
   join(key: string, username: string, first: LinkCommand): JoinedRoom {
@@ -93,7 +93,7 @@ export class GatewayRooms implements RoomAccess {
   private link(key: string, username: string, joinAck: number | undefined): RoomLink {
     let saved = false;
     const link = new RoomLink(username, this.opener(key, username), {
-      frame: (frame, seq) => this.forward(key, frame, seq),
+      frame: (frame, seq, replayed) => this.forward(key, frame, seq, replayed),
       unanswered: (ids, error) => {
         for (const id of ids) this.socket?.ack(id, { ok: false, error } satisfies Refusal);
       },
@@ -109,14 +109,16 @@ export class GatewayRooms implements RoomAccess {
     return link;
   }
 
-  private forward(key: string, frame: string, seq: number | undefined): void {
+  private forward(key: string, frame: string, seq: number | undefined, replayed = false): void {
     if (seq !== undefined) {
       this.positions.set(key, seq);
       // With one room the frame already says where the connection is; with more, it names them all.
       if (this.positions.size > 1) frame = replaceOffset(frame, formatOffset(this.positions));
     }
-    if (this.pending) this.pending.push(frame);
-    else this.socket?.sendFrame(frame);
+    // A replay is not counted against the slow-reader cap: it is bounded by the room's log.
+    const bytes = replayed ? 0 : undefined;
+    if (this.pending) this.pending.push({ frame, bytes });
+    else this.socket?.sendFrame(frame, bytes);
   }
 
   private left(key: string, link: RoomLink): void {
@@ -172,7 +174,9 @@ export class GatewayRooms implements RoomAccess {
         pending.then((late) => late.webSocket && closeQuietly(late.webSocket, true, LinkClose.gone), () => undefined);
         throw new Error(`room did not answer within ${LINK_OPEN_TIMEOUT_MS} ms`);
       }
-      if (response.status === 101 && response.webSocket) return response.webSocket;
+      if (response.status === 101 && response.webSocket) {
+        return { ws: response.webSocket, replayed: Number(response.headers.get(REPLAYED_HEADER) ?? 0) };
+      }
       const body = await response.text();
       if (response.status === 403) {
         const refusal = LinkRefusal.safeParse(safeJson(body));

@@ -11,8 +11,8 @@ import { encodeCommand, LinkClose, type LinkCommand, type LinkRefusal } from "..
 import type { JoinedRoom } from "./session.js";
 
 export interface RoomLinkEvents {
-  /** A finished Engine.IO frame from the room, for the client; `seq` when it is a message. */
-  frame(frame: string, seq: number | undefined): void;
+  /** A finished Engine.IO frame from the room, for the client; `seq` when it is a message, `replayed` when a resume replays it. */
+  frame(frame: string, seq: number | undefined, replayed?: boolean): void;
   /** Ack ids the room will never answer, and why. */
   unanswered(ackIds: number[], error: ErrorBody): void;
   /** The room took the link (first time or again). */
@@ -28,7 +28,13 @@ export interface RoomLinkEvents {
  * the member joined). Resolves with the room's refusal (final); rejects when the room
  * could not be reached (retried if `retryable`).
  */
-export type LinkOpener = (resumeFrom?: string) => Promise<WebSocket | { refused: LinkRefusal }>;
+export type LinkOpener = (resumeFrom?: string) => Promise<OpenedLink | { refused: LinkRefusal }>;
+
+/** The gateway's end of a link the room took, and how many message frames it replays first. */
+export interface OpenedLink {
+  ws: WebSocket;
+  replayed: number;
+}
 
 /** Thrown by an opener for a failure no retry can fix (a bug on our side). */
 export class FinalLinkError extends Error {}
@@ -76,6 +82,8 @@ export class RoomLink implements JoinedRoom {
   private everOpened = false;
   /** The room handed this member to another connection (a recovery elsewhere). */
   superseded = false;
+  /** Message frames still to come that a resume replays. */
+  private replaying = 0;
   /** After a leave: the last message frame, in case the ack that follows it is for the leaver's own message. */
   private lastMessage: string | undefined;
   /** The seq of the last message forwarded: where a re-opened link resumes. */
@@ -129,15 +137,16 @@ export class RoomLink implements JoinedRoom {
       }
       if (this.closed) {
         // Left while the room was accepting: close what it accepted, or it keeps a ghost member.
-        closeQuietly(opened, true);
+        closeQuietly(opened.ws, true);
         this.state = "closed";
         return false;
       }
       try {
-        this.attach(opened);
+        this.attach(opened.ws);
+        this.replaying = opened.replayed;
         return true;
       } catch {
-        closeQuietly(opened, false); // accept() failed: the end is unusable, try a fresh one
+        closeQuietly(opened.ws, false); // accept() failed: the end is unusable, try a fresh one
       }
     }
     this.giveUp(UNREACHABLE);
@@ -215,8 +224,11 @@ export class RoomLink implements JoinedRoom {
         return this.events.frame(frame, undefined);
       }
       const seq = this.seqOf(frame);
-      if (seq !== undefined) this.position = seq;
-      return this.events.frame(frame, seq);
+      if (seq === undefined) return this.events.frame(frame, undefined);
+      this.position = seq;
+      const replayed = this.replaying > 0;
+      if (replayed) this.replaying--;
+      return this.events.frame(frame, seq, replayed);
     }
     if (this.state !== "closing") return;
     // After a leave only answers to the leaver's own earlier events go through, and a message

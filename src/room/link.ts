@@ -46,6 +46,9 @@ export const LinkClose = {
   superseded: 4001,
 } as const;
 
+/** On a resumed link's 101: how many replayed message frames come before the live ones. */
+export const REPLAYED_HEADER = "X-Replayed";
+
 /** The room's answer when it will not take a link (HTTP 403 with this JSON body). */
 export const LinkRefusal = z.object({
   code: z.union([ErrorCode, z.literal("not_recoverable")]),

@@ -41,7 +41,7 @@ import { CloseCode } from "../session/types.js";
 import { Alarm, earliest } from "./alarm.js";
 import { Connections } from "./connections.js";
 import { ackFrame, eventFrame, messageFrame } from "./frames.js";
-import { decodeCommand, LinkClose, LinkIdentity, type LinkCommand, type LinkRefusal } from "./link.js";
+import { decodeCommand, LinkClose, LinkIdentity, REPLAYED_HEADER, type LinkCommand, type LinkRefusal } from "./link.js";
 import { RoomLog, type LogEntry } from "./log.js";
 import type { Member, Participant } from "./member.js";
 import { Presence } from "./presence.js";
@@ -212,7 +212,8 @@ export class PrRoom extends DurableObject<Env> {
     const link = new LinkParticipant(roomSide, member);
     this.links.set(roomSide, link);
     this.enter(link, member, plan);
-    return new Response(null, { status: 101, webSocket: gatewaySide });
+    // The gateway leaves the replayed frames out of its slow-reader count, as a direct connection does.
+    return new Response(null, { status: 101, webSocket: gatewaySide, headers: { [REPLAYED_HEADER]: String(plan.replay.length) } });
   }
 
   // ---- direct client sockets ----------------------------------------------------------------
@@ -415,6 +416,7 @@ export class PrRoom extends DurableObject<Env> {
   private enter(participant: Participant, member: Member, plan: { replay: LogEntry[]; resumed: boolean }): void {
     const old = plan.resumed ? this.holderOf(member.socketId) : undefined;
     if (old && old.ws !== participant.ws) this.supersede(old);
+    // Not counted against the slow-reader cap: a client that fell behind must be able to catch up.
     for (const entry of plan.replay) participant.send(this.frameOf(entry), 0);
     participant.member = member;
     participant.save();
@@ -456,7 +458,9 @@ export class PrRoom extends DurableObject<Env> {
     const member = participant.member;
     if (!member) return;
     const answer = (payload: unknown) => {
-      if (command.ack !== undefined) participant.send(ackFrame(command.ack, payload), 0);
+      if (command.ack === undefined) return;
+      const frame = ackFrame(command.ack, payload);
+      participant.send(frame, utf8Length(frame));
     };
     switch (command.t) {
       case "join": {
@@ -520,7 +524,7 @@ export class PrRoom extends DurableObject<Env> {
 
   /** The one fan-out path: the same frame to every member but `without` (a socket, or all of a user's). */
   private broadcast(frame: string, without?: WebSocket | string): void {
-    const bytes = this.directs.size > 0 ? utf8Length(frame) : 0;
+    const bytes = utf8Length(frame);
     for (const [ws, participant] of this.members) {
       if (ws === without || participant.member!.username === without) continue;
       participant.send(frame, bytes);
@@ -660,7 +664,7 @@ class DirectParticipant implements Participant {
   }
 
   send(frame: string, bytes: number): void {
-    this.direct.engine.send(frame, bytes || undefined);
+    this.direct.engine.send(frame, bytes);
   }
 
   save(): void {

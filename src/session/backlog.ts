@@ -9,7 +9,8 @@
 /** Past this share of the limit, a probe ping is sent if none is outstanding. */
 const PROBE_SHARE = 4;
 
-export type BacklogVerdict = "ok" | "probe" | "cut";
+/** "ok": not behind; "wait": behind, a probe is out; "probe": ask for proof now; "cut": too far behind. */
+export type BacklogVerdict = "ok" | "wait" | "probe" | "cut";
 
 export class Backlog {
   /** Bytes sent so far. */
@@ -21,7 +22,7 @@ export class Backlog {
 
   constructor(private readonly limit: number) {}
 
-  /** Counts a frame going out; "probe": ask for proof now; "cut": the client is too far behind. */
+  /** Counts a frame going out, and says where the client stands. */
   sentBytes(bytes: number): BacklogVerdict {
     this.sent += bytes;
     return this.verdict();
@@ -32,8 +33,8 @@ export class Backlog {
     if (this.limit === 0) return "ok";
     const owed = this.sent - this.read;
     if (owed > this.limit) return "cut";
-    if (owed > this.limit / PROBE_SHARE && this.marks.length === 0) return "probe";
-    return "ok";
+    if (owed <= this.limit / PROBE_SHARE) return "ok";
+    return this.marks.length === 0 ? "probe" : "wait";
   }
 
   /** A ping went out (heartbeat or probe): its pong will prove everything before it was read. */

@@ -94,7 +94,10 @@ export class EngineSession {
     }
   }
 
-  /** Sends one frame, counting it against the slow-reader cap (`bytes`: its size, when the caller knows it). */
+  /**
+   * Sends one frame, counting it against the slow-reader cap: `bytes` is its size when the
+   * caller knows it already, and 0 leaves the frame out of the count (a recovery's replay).
+   */
   send(frame: Frame, bytes?: number): void {
     if (this.closed) return;
     try {
@@ -105,7 +108,7 @@ export class EngineSession {
     if (this.options.maxBacklog === 0) return;
     let verdict = this.backlog.sentBytes(bytes ?? frameBytes(frame));
     if (verdict === "ok") return;
-    // Before probing again or cutting off: a host that cannot see pongs looks for one now.
+    // While behind: a host that cannot see pongs (the runtime answers them) looks for one now.
     if (this.heartbeat?.ponged?.()) {
       this.backlog.ponged();
       verdict = this.backlog.verdict();

@@ -9,7 +9,7 @@ import type { DisconnectReason, Frame } from "./types.js";
 export interface SocketTransport {
   /** The Engine.IO session id, for logs. */
   readonly sid: string;
-  sendFrame(frame: Frame): void;
+  sendFrame(frame: Frame, bytes?: number): void;
   sendPacket(packet: SocketPacket): void;
   /** Ends the namespace connection from the server side (sends DISCONNECT). */
   leaveNamespace(socket: Socket, reason: DisconnectReason): void;
@@ -68,9 +68,9 @@ export class Socket<Data = unknown> {
     this.sendPacket({ type: SocketPacketType.EVENT, nsp: this.nsp, id, data: [event, ...args] });
   }
 
-  /** Sends an Engine.IO frame as it is: the path for frames encoded elsewhere (rooms). */
-  sendFrame(frame: string): void {
-    if (this.connected) this.transport.sendFrame(frame);
+  /** Sends an Engine.IO frame as it is: the path for frames encoded elsewhere (rooms). `bytes` as EngineSession.send. */
+  sendFrame(frame: string, bytes?: number): void {
+    if (this.connected) this.transport.sendFrame(frame, bytes);
   }
 
   disconnect(): void {

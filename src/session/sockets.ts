@@ -61,8 +61,8 @@ export class SocketLayer implements EngineApplication, SocketTransport {
     }
   }
 
-  sendFrame(frame: Frame): void {
-    this.engine.send(frame);
+  sendFrame(frame: Frame, bytes?: number): void {
+    this.engine.send(frame, bytes);
   }
 
   /** Encodes and sends one Socket.IO packet: its header frame, then any binary attachments. */

@@ -8,8 +8,9 @@ import { closeAll, collect, connected, once, until, type Socket } from "../suppo
 import { serveWorker, type ServedWorker } from "../support/worker.js";
 
 let worker: ServedWorker;
-let nextPr = 1;
-const freshPr = () => 7000 + nextPr++;
+// Rooms from a random base: wrangler may keep room state between runs.
+let nextPr = 1_000_000 + Math.floor(Math.random() * 1_000_000) * 100;
+const freshPr = () => nextPr++;
 
 beforeAll(async () => {
   worker = await serveWorker({ vars: { RATE_LIMIT_PER_SECOND: "1000", RATE_LIMIT_BURST: "1000", PRESENCE_GRACE_MS: "2000" } });
