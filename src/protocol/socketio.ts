@@ -48,12 +48,20 @@ export function isBinary(value: unknown): value is Binary {
   return value instanceof ArrayBuffer || ArrayBuffer.isView(value);
 }
 
-/** Whether `value` holds binary anywhere (depth-bounded: our own outbound data is shallow). */
-export function hasBinary(value: unknown, depth = 0): boolean {
+/**
+ * Whether `value` holds binary anywhere (depth-bounded: our own outbound data is shallow).
+ * Looks where JSON.stringify would: through an object's toJSON() (a Date, a class), once.
+ */
+export function hasBinary(value: unknown, depth = 0, viaToJSON = false): boolean {
   if (depth > 32 || value === null || typeof value !== "object") return false;
   if (isBinary(value)) return true;
   if (Array.isArray(value)) return value.some((item) => hasBinary(item, depth + 1));
+  if (!viaToJSON && hasToJSON(value)) return hasBinary(value.toJSON(), depth + 1, true);
   return Object.values(value).some((item) => hasBinary(item, depth + 1));
+}
+
+function hasToJSON(value: object): value is { toJSON(): unknown } {
+  return typeof (value as { toJSON?: unknown }).toJSON === "function";
 }
 
 /**
@@ -120,6 +128,9 @@ export function decodeSocketPacket(text: string): DecodeResult<SocketPacket> {
   }
 
   if (i < text.length) {
+    // JSON.parse skips leading whitespace, but socket.io-parser reads it as ack id digits
+    // (Number(" ") == 0): `2 ["x"]` is an event asking for ack 0 there. Read it neither way.
+    if (/[ \t\n\r]/.test(text[i]!)) return fail("invalid JSON payload");
     try {
       packet.data = JSON.parse(text.slice(i));
     } catch {
@@ -184,13 +195,15 @@ function fill(value: unknown, buffers: ArrayBuffer[], depth: number): unknown {
   return out;
 }
 
-function deconstruct(value: unknown, buffers: ArrayBuffer[], depth = 0): unknown {
+function deconstruct(value: unknown, buffers: ArrayBuffer[], depth = 0, viaToJSON = false): unknown {
   if (isBinary(value)) {
     buffers.push(toArrayBuffer(value));
     return { _placeholder: true, num: buffers.length - 1 };
   }
   if (value === null || typeof value !== "object" || depth > MAX_BINARY_DEPTH) return value;
   if (Array.isArray(value)) return value.map((item) => deconstruct(item, buffers, depth + 1));
+  // Encode what JSON.stringify would (a Date's string, a class's toJSON()), as socket.io-parser 4.2.7 does.
+  if (!viaToJSON && hasToJSON(value)) return deconstruct(value.toJSON(), buffers, depth + 1, true);
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) setOwn(out, key, deconstruct(item, buffers, depth + 1));
   return out;
