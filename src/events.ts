@@ -133,6 +133,8 @@ export const JoinAck = z.object({
   members: z.number().int(),
   /** Those usernames, sorted. */
   users: z.array(z.string()),
+  /** The room's latest message `seq` (0 before the first): a client that rejoins can tell what it missed. */
+  seq: z.number().int().nonnegative(),
 });
 export const SendAck = z.object({ ok: z.literal(true), id: z.string(), seq: z.number().int().positive() });
 export const LeaveAck = z.object({ ok: z.literal(true), pullRequestId: OutboundId });

@@ -465,7 +465,7 @@ export class PrRoom extends DurableObject<Env> {
     switch (command.t) {
       case "join": {
         const users = this.presence.list();
-        return answer({ ok: true, pullRequestId: this.pullRequestId, members: users.length, users } satisfies JoinAck);
+        return answer({ ok: true, pullRequestId: this.pullRequestId, members: users.length, users, seq: this.log.headSeq } satisfies JoinAck);
       }
       case "users":
         return answer({ ok: true, pullRequestId: this.pullRequestId, users: this.presence.list() } satisfies UsersAck);
