@@ -260,9 +260,9 @@ describe.each(paths)("on the %s path", (path, optionsFor) => {
       alice.emit("typing", { pullRequestId: pr, username: "alice" });
       await until(() => names(atBob, "typing").includes("alice"), 5000, "alice typing");
 
-      // A TCP reset: the socket goes without a WebSocket close frame (and the client does not come back).
+      // A TCP reset (RST, not FIN): the socket goes without a WebSocket close frame, and the client does not come back.
       const dropped = Date.now();
-      (alice.io.engine.transport as any).ws._socket.destroy();
+      ((alice.io.engine.transport as any).ws._socket as import("node:net").Socket).resetAndDestroy();
       await until(() => names(atBob, "pr-room-user-left").includes("alice"), 10_000, "alice to leave");
       expect(Date.now() - dropped).toBeGreaterThanOrEqual(PRESENCE_GRACE_MS - 20);
       expect(atBob.map(([event, payload]) => [event, payload.username])).toEqual([
