@@ -3,7 +3,10 @@
  * tells a person to, and stops it afterwards.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { untilServing, type ServedWorker } from "./worker.js";
 
 export async function freePort(): Promise<number> {
@@ -17,7 +20,21 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function wranglerDev(configPath: string, extraArgs: string[] = []): Promise<ServedWorker> {
+export interface WranglerDevOptions {
+  /**
+   * Keep Durable Object storage in a new temporary directory, removed on close, instead of
+   * the project's `.wrangler/state`: rooms then start empty on every run, and files running
+   * side by side never share a room's storage.
+   */
+  freshState?: boolean;
+}
+
+export async function wranglerDev(configPath: string, extraArgs: string[] = [], options: WranglerDevOptions = {}): Promise<ServedWorker> {
+  const state = options.freshState ? await mkdtemp(join(tmpdir(), "pr-rooms-state-")) : undefined;
+  if (state) extraArgs = [...extraArgs, "--persist-to", state];
+  const removeState = async () => {
+    if (state) await rm(state, { recursive: true, force: true });
+  };
   const port = await freePort();
   // Parallel test files each run a wrangler: give each its own devtools port too.
   const inspectorPort = await freePort();
@@ -41,18 +58,22 @@ export async function wranglerDev(configPath: string, extraArgs: string[] = []):
   const url = `http://127.0.0.1:${port}`;
   await untilServing(url, 60_000, () =>
     child.exitCode !== null ? `wrangler dev exited ${child.exitCode}` : undefined,
-  ).catch((error: Error) => {
+  ).catch(async (error: Error) => {
+    if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
+    await removeState();
     throw new Error(`${error.message}\n${output.slice(-3000)}`);
   });
   return {
     url,
     logs: () => output,
     close: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      process.kill(-child.pid!, "SIGTERM");
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-      if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        process.kill(-child.pid!, "SIGTERM");
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+        if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
+      }
+      await removeState();
     },
   };
 }
