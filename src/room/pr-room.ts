@@ -219,8 +219,9 @@ export class PrRoom extends DurableObject<Env> {
   // ---- direct client sockets ----------------------------------------------------------------
 
   private acceptDirect(request: Request): Response {
-    if (this.directs.size >= this.config.MAX_MEMBERS_PER_ROOM) {
-      return Response.json({ code: 4, message: `${roomName(this.key)} is full` }, { status: 403 });
+    // A full room answers the join (room_full), as on the gateway; this only bounds sockets that never join.
+    if (this.directs.size >= directSocketCap(this.config)) {
+      return Response.json({ code: 3, message: `Bad request: ${roomName(this.key)} has too many open connections` }, { status: 503 });
     }
     const response = this.directs.accept(request);
     this.scheduleNext(Date.now());
@@ -696,6 +697,11 @@ class RoomTimers implements Scheduler {
   next(): number | undefined {
     return earliest(...Array.from(this.pending, (timer) => timer.at));
   }
+}
+
+/** Client sockets one room holds, joined or not: room for every member twice over, under the runtime's 32,768. */
+function directSocketCap(config: Config): number {
+  return Math.min(32_000, 2 * config.MAX_MEMBERS_PER_ROOM + 100);
 }
 
 function refusal(code: ErrorCode, message: string): Refusal {

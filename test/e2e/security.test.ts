@@ -186,10 +186,7 @@ describe.each(paths)("on the %s path", (path, optionsFor) => {
   });
 
   describe("limits", () => {
-    // BUG (direct path): the room refuses the WebSocket upgrade itself (HTTP 403) once it holds
-    // MAX_MEMBERS_PER_ROOM direct sockets, so the client gets "websocket error" and retries
-    // forever instead of a `room_full` answer to its join (src/room/pr-room.ts acceptDirect).
-    (path === "direct" ? it.fails : it)("caps members per room (room_full), by ack and by pr-room-error", async () => {
+    it("caps members per room (room_full), by ack and by pr-room-error", async () => {
       const pr = freshPr();
       for (let i = 1; i <= MAX_MEMBERS; i++) {
         const socket = await as(`member-${i}`, undefined, optionsFor(pr));

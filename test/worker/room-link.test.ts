@@ -4,7 +4,11 @@
  * opener, the same seam the gateway uses to reach a PrRoom.
  */
 import { describe, expect, it } from "vitest";
-import { FinalLinkError, RoomLink, type LinkOpener, type LinkTiming } from "../../src/chat/room-link.js";
+import { FinalLinkError, MAX_QUEUED_COMMANDS, RoomLink, type LinkOpener, type LinkTiming } from "../../src/chat/room-link.js";
+import { ChatSession, timerScheduler } from "../../src/chat/session.js";
+import { parseConfig } from "../../src/config.js";
+import { SocketPacketType, type SocketPacket } from "../../src/protocol/socketio.js";
+import { Socket } from "../../src/session/socket.js";
 import type { ErrorBody } from "../../src/events.js";
 import { never, until } from "../shared/until.js";
 
@@ -219,5 +223,28 @@ describe("RoomLink", () => {
     side.room.close(4001, "resumed elsewhere");
     await until(() => seen.lost.length === 1, 1000, "giving up");
     expect(link.superseded).toBe(true);
+  });
+});
+
+describe("overflow of the link queue", () => {
+  it("holds MAX_QUEUED_COMMANDS while the link opens, then refuses, and the client is told room_unavailable", async () => {
+    const { events } = recorder();
+    const link = new RoomLink("alice", () => new Promise(() => {}), events, false, FAST); // never opens
+    void link.open();
+    const taken = Array.from({ length: MAX_QUEUED_COMMANDS + 5 }, (_, i) => link.send({ t: "typing", ack: i }));
+    expect(taken.filter(Boolean)).toHaveLength(MAX_QUEUED_COMMANDS);
+    expect(taken.slice(MAX_QUEUED_COMMANDS)).toEqual([false, false, false, false, false]);
+
+    // The chat turns a refused command into room_unavailable for that event, and only that one.
+    const sent: SocketPacket[] = [];
+    const transport = { sid: "s", sendFrame() {}, sendPacket: (packet: SocketPacket) => void sent.push(packet), leaveNamespace() {} };
+    const chat = new ChatSession(parseConfig({ RATE_LIMIT_PER_SECOND: "1000", RATE_LIMIT_BURST: "1000" }), { join: () => link }, timerScheduler);
+    const socket = new Socket({ id: "x" }, "/", {}, transport, chat);
+    chat.event(socket, "join-pr-room", [{ pullRequestId: 1, username: "alice" }], undefined);
+    chat.event(socket, "send-message-to-pr-room", [{ pullRequestId: 1, username: "alice", message: "overflow" }], socket.ackFor(7));
+    expect(sent).toEqual([
+      { type: SocketPacketType.ACK, nsp: "/", id: 7, data: [{ ok: false, error: { code: "room_unavailable", message: expect.any(String) } }] },
+    ]);
+    link.leave();
   });
 });
