@@ -1,11 +1,25 @@
 /**
- * The chat page: one pull request room, over socket.io-client as the API document
- * uses it. Bundled with socket.io-client into public/app.js by scripts/build-web.mjs.
+ * The chat page: one pull request room, over socket.io-client. It connects directly to
+ * its room (`query: { pullRequestId }`: the room's object holds the socket), shows who is
+ * here, and after a reconnect either picks up exactly where it was (connection state
+ * recovery: the missed messages arrive, once each) or says what could not be recovered.
+ * Bundled with socket.io-client into public/app.js by scripts/build-web.mjs.
  *
  * User content only ever reaches the DOM through textContent.
  */
 import { io, type Socket } from "socket.io-client";
-import type { ClientEventName, JoinAck, PrRoomError, PrRoomMessage, Refusal, SendAck, TypingNotice } from "../src/events.js";
+import type {
+  ClientEventName,
+  JoinAck,
+  PresenceNotice,
+  PrRoomError,
+  PrRoomMessage,
+  Refusal,
+  SendAck,
+  ServerEventName,
+  TypingNotice,
+  UsersAck,
+} from "../src/events.js";
 
 // Event names, checked against the server's contract (types only: nothing of src/ is bundled).
 const JOIN = "join-pr-room" satisfies ClientEventName;
@@ -13,6 +27,9 @@ const SEND = "send-message-to-pr-room" satisfies ClientEventName;
 const LEAVE = "leave-pr-room" satisfies ClientEventName;
 const TYPING = "typing" satisfies ClientEventName;
 const STOP_TYPING = "stop-typing" satisfies ClientEventName;
+const USERS = "get-pr-room-users" satisfies ClientEventName;
+const USER_JOINED = "pr-room-user-joined" satisfies ServerEventName;
+const USER_LEFT = "pr-room-user-left" satisfies ServerEventName;
 
 /** Send `typing` at most this often while keys are pressed. */
 const TYPING_EVERY_MS = 2000;
@@ -33,14 +50,17 @@ interface ServerToClient {
   "pr-room-message": (message: PrRoomMessage) => void;
   typing: (notice: TypingNotice) => void;
   "stop-typing": (notice: TypingNotice) => void;
+  "pr-room-user-joined": (notice: PresenceNotice) => void;
+  "pr-room-user-left": (notice: PresenceNotice) => void;
   "pr-room-error": (error: PrRoomError) => void;
 }
 interface ClientToServer {
   "join-pr-room": (ref: RoomRefOut, ack: (reply: JoinAck | Refusal) => void) => void;
-  "send-message-to-pr-room": (message: RoomRefOut & { message: string }, ack: (reply: SendAck | Refusal) => void) => void;
+  "send-message-to-pr-room": (message: RoomRefOut & { message: string; clientMessageId?: string }, ack: (reply: SendAck | Refusal) => void) => void;
   "leave-pr-room": (ref: RoomRefOut) => void;
   typing: (ref: RoomRefOut) => void;
   "stop-typing": (ref: RoomRefOut) => void;
+  "get-pr-room-users": (ref: { pullRequestId: number | string }, ack: (reply: UsersAck | Refusal) => void) => void;
 }
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -53,6 +73,7 @@ const userInput = $<HTMLInputElement>("user");
 const logEl = $<HTMLElement>("log");
 const list = $<HTMLOListElement>("messages");
 const typingEl = $<HTMLParagraphElement>("typing");
+const peopleEl = $<HTMLUListElement>("people");
 const alertEl = $<HTMLParagraphElement>("alert");
 const composer = $<HTMLFormElement>("composer");
 const messageInput = $<HTMLInputElement>("message");
@@ -67,42 +88,83 @@ let room: Room | null = null;
 let joined = false;
 let rejoins = 0;
 let focusOnJoin = false;
+/** The newest message seq seen in this room (or the room's seq at the join): what a rejoin compares with. */
+let lastSeq = 0;
+/** Joined this room before, on this page: a rejoin that was not a recovery may have missed messages. */
+let everJoined = false;
+
+type ChatSocket = Socket<ServerToClient, ClientToServer>;
 
 // With identity on (AUTH_SECRET), the page needs a token from your backend: `?token=…` (see README, Security).
 const token = new URLSearchParams(location.search).get("token");
-const socket: Socket<ServerToClient, ClientToServer> = io(location.origin, {
-  transports: ["websocket"],
-  ...(token ? { auth: { token } } : {}),
-});
+/** `?transport=polling` for networks that break WebSockets (the default connects over WebSocket directly). */
+const transports = new URLSearchParams(location.search).get("transport") === "polling" ? ["polling"] : ["websocket"];
+
+/**
+ * A socket for one room: the URL names the pull request, so the room's own object holds
+ * the connection (the direct path). A different room is a different connection.
+ */
+function connect(key: string): ChatSocket {
+  const next: ChatSocket = io(location.origin, {
+    transports,
+    query: { pullRequestId: key },
+    forceNew: true,
+    ...(token ? { auth: { token } } : {}),
+  });
+  listen(next);
+  return next;
+}
+
+/** Before a room is chosen there is no connection; `socket` is always the current room's. */
+let socket: ChatSocket = io(location.origin, { autoConnect: false, transports });
 
 // ---- connection state -------------------------------------------------------
 
-type ConnectionState = "connecting" | "connected" | "reconnecting" | "disconnected";
+type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "disconnected";
 
 function setState(state: ConnectionState, detail = ""): void {
   statusEl.dataset.state = state;
-  const label = { connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…", disconnected: "Disconnected" }[state];
+  const label = { idle: "Not connected", connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…", disconnected: "Disconnected" }[state];
   statusEl.textContent = detail ? `${label} (${detail})` : label;
   reconnectButton.hidden = state !== "disconnected";
   updateComposer();
 }
 
-socket.on("connect", () => {
-  setState("connected");
-  if (room) join(room);
-});
-socket.on("disconnect", (reason) => {
-  joined = false;
-  typingActive = false;
-  clearTyping();
-  // The client reconnects by itself unless the server or this page closed the connection.
-  setState(socket.active ? "reconnecting" : "disconnected", socket.active ? "" : reason);
-});
-socket.on("connect_error", (error) => {
-  if (!socket.active) setState("disconnected", error.message);
-});
-socket.io.on("reconnect_attempt", (attempt) => setState("reconnecting", `attempt ${attempt}`));
-socket.io.on("reconnect_failed", () => setState("disconnected", "gave up"));
+function listen(s: ChatSocket): void {
+  const current = () => s === socket;
+  s.on("connect", () => {
+    if (!current()) return;
+    setState("connected");
+    if (!room) return;
+    if (s.recovered && joined) {
+      // Recovered: still in the room, and every missed message is on its way, once each.
+      // Who is here may have changed meanwhile: ask.
+      refreshPeople(room);
+      return;
+    }
+    join(room);
+  });
+  s.on("disconnect", (reason) => {
+    if (!current()) return;
+    typingActive = false;
+    clearTyping();
+    // The client reconnects by itself unless the server or this page closed the connection.
+    setState(s.active ? "reconnecting" : "disconnected", s.active ? "" : reason);
+    updateComposer();
+  });
+  s.on("connect_error", (error) => {
+    if (current() && !s.active) setState("disconnected", error.message);
+  });
+  s.io.on("reconnect_attempt", (attempt) => current() && setState("reconnecting", `attempt ${attempt}`));
+  s.io.on("reconnect_failed", () => current() && setState("disconnected", "gave up"));
+  s.on("pr-room-error", (error) => current() && roomError(error));
+  s.on("pr-room-message", (message) => current() && showMessage(message));
+  s.on("typing", (notice) => current() && theirTyping(notice, true));
+  s.on("stop-typing", (notice) => current() && theirTyping(notice, false));
+  s.on(USER_JOINED, (notice) => current() && presence(notice, true));
+  s.on(USER_LEFT, (notice) => current() && presence(notice, false));
+}
+
 reconnectButton.addEventListener("click", () => {
   setState("connecting");
   socket.connect();
@@ -126,15 +188,19 @@ function chooseRoom(prValue: string, userValue: string): void {
     messageInput.focus();
     return;
   }
+  const sameRoom = room?.key === key;
   // Leave the old room, joined or still joining (a leave for a room not joined is harmless).
   if (room && socket.connected) socket.emit(LEAVE, room.ref);
   const id = Number.isSafeInteger(Number(key)) ? Number(key) : key;
   room = { key, ref: { pullRequestId: id, username } };
   joined = false;
   rejoins = 0;
+  lastSeq = 0;
+  everJoined = false;
   list.replaceChildren();
   seen.clear();
   clearTyping();
+  showPeople([]);
   showAlert("");
   titleEl.textContent = `Pull request #${key}`;
   document.title = `#${key} · Pull request chat`;
@@ -144,7 +210,11 @@ function chooseRoom(prValue: string, userValue: string): void {
   history.replaceState(null, "", `${location.pathname}?${params}`);
   focusOnJoin = true;
   updateComposer();
-  if (socket.connected) join(room);
+  if (sameRoom && socket.connected) return join(room);
+  // A room of its own: the connection names the pull request, so the room's object holds it.
+  socket.close();
+  setState("connecting");
+  socket = connect(key);
 }
 
 function join(target: Room): void {
@@ -158,9 +228,15 @@ function join(target: Room): void {
       return showAlert("Could not join: the server did not answer.");
     }
     if (!reply.ok) return showAlert(`Could not join: ${reply.error.message}`, reply.error.code);
+    const missed = everJoined ? reply.seq - lastSeq : 0;
     joined = true;
+    everJoined = true;
     rejoins = 0;
     showAlert("");
+    showPeople(reply.users);
+    // A rejoin that was not a recovery: what was said meanwhile is gone. Say so, once, in place.
+    if (missed > 0) showGap(missed);
+    lastSeq = Math.max(lastSeq, reply.seq);
     updateComposer();
     if (focusOnJoin) {
       focusOnJoin = false;
@@ -177,7 +253,7 @@ roomForm.addEventListener("submit", (event) => {
 });
 userInput.addEventListener("input", () => userInput.setCustomValidity(""));
 
-socket.on("pr-room-error", (error) => {
+function roomError(error: PrRoomError): void {
   const forThisRoom = room && error.pullRequestId !== undefined && canonical(error.pullRequestId) === room.key;
   if (error.event === JOIN && error.code === "room_unavailable" && forThisRoom && room) {
     // The room restarted under us: join again, as the server asks.
@@ -189,7 +265,40 @@ socket.on("pr-room-error", (error) => {
     return;
   }
   showAlert(error.message, error.code);
-});
+}
+
+// ---- who is here ------------------------------------------------------------
+
+const people = new Set<string>();
+
+function showPeople(users: string[]): void {
+  people.clear();
+  for (const user of users) people.add(user);
+  renderPeople();
+}
+
+function renderPeople(): void {
+  const items = [...people].sort().map((user) => {
+    const item = el("li", user === room?.ref.username ? "me" : "", user);
+    item.dataset.user = user;
+    return item;
+  });
+  peopleEl.replaceChildren(...items);
+  peopleEl.setAttribute("aria-label", `${people.size} ${people.size === 1 ? "person" : "people"} in this room`);
+}
+
+function presence(notice: PresenceNotice, arrived: boolean): void {
+  if (!room || canonical(notice.pullRequestId) !== room.key) return;
+  if (arrived) people.add(notice.username);
+  else people.delete(notice.username);
+  renderPeople();
+}
+
+function refreshPeople(target: Room): void {
+  socket.timeout(ACK_TIMEOUT_MS).emit(USERS, { pullRequestId: target.ref.pullRequestId }, (error, reply) => {
+    if (room === target && !error && reply.ok) showPeople(reply.users);
+  });
+}
 
 // ---- messages ---------------------------------------------------------------
 
@@ -203,9 +312,18 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, te
   return node;
 }
 
-socket.on("pr-room-message", (message) => {
+/** Says where the list has a hole: messages the room sent while this page was away, not recovered. */
+function showGap(count: number): void {
+  const note = el("li", "gap", `${count} message${count === 1 ? "" : "s"} sent while you were disconnected could not be recovered.`);
+  note.setAttribute("role", "note");
+  list.append(note);
+}
+
+function showMessage(message: PrRoomMessage): void {
+  // Dedupe by id: a recovery replays only what was missed, but a page never shows anything twice.
   if (!room || canonical(message.pullRequestId) !== room.key || seen.has(message.id)) return;
   seen.add(message.id);
+  lastSeq = Math.max(lastSeq, message.seq);
   typists.delete(message.username);
   renderTyping();
 
@@ -226,7 +344,7 @@ socket.on("pr-room-message", (message) => {
     first.remove();
   }
   if (atBottom || own) logEl.scrollTop = logEl.scrollHeight;
-});
+}
 
 // ---- typing, theirs ---------------------------------------------------------
 
@@ -257,8 +375,6 @@ function theirTyping(notice: TypingNotice, typing: boolean): void {
   }
   renderTyping();
 }
-socket.on("typing", (notice) => theirTyping(notice, true));
-socket.on("stop-typing", (notice) => theirTyping(notice, false));
 
 // ---- typing, ours -----------------------------------------------------------
 
@@ -315,7 +431,9 @@ composer.addEventListener("submit", (event) => {
   messageInput.value = "";
   updateComposer();
   messageInput.focus();
-  socket.timeout(ACK_TIMEOUT_MS).emit(SEND, { ...target.ref, message: text }, (error, reply) => {
+  // A client id makes a resend (after a lost answer) harmless: the room delivers it once.
+  const clientMessageId = newClientMessageId();
+  socket.timeout(ACK_TIMEOUT_MS).emit(SEND, { ...target.ref, message: text, clientMessageId }, (error, reply) => {
     if (!error && reply.ok) return showAlert("");
     showAlert(
       error ? "Not sent: the server did not answer in time." : `Not sent: ${reply.ok ? "" : reply.error.message}`,
@@ -329,6 +447,11 @@ composer.addEventListener("submit", (event) => {
   });
 });
 
+/** 128 random bits as hex. Not crypto.randomUUID: that exists only in secure contexts (https, localhost). */
+function newClientMessageId(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
 // ---- start ------------------------------------------------------------------
 
 const query = new URLSearchParams(location.search);
@@ -339,4 +462,4 @@ if (prInput.value && userInput.value && canonical(prInput.value) && userInput.va
 } else {
   (prInput.value ? userInput : prInput).focus();
 }
-setState(socket.connected ? "connected" : "connecting");
+if (!room) setState("idle", "choose a pull request");

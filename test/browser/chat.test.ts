@@ -1,8 +1,9 @@
 /**
  * The chat page in Chromium, against the Worker served by wrangler (which builds
  * public/app.js through its [build] command): people on one pull request chat and
- * see each other type; other pull requests see nothing; a reload re-joins; refused
- * sends show the server's reason.
+ * see each other type and come and go; other pull requests see nothing; a reload
+ * re-joins; a dropped connection comes back with what it missed, or says what it could
+ * not recover; refused sends show the server's reason.
  *
  * Uses Debian's Chromium (/usr/bin/chromium, or CHROMIUM_PATH); skipped without it.
  * UPDATE_SCREENSHOT=1 rewrites docs/screenshot.png.
@@ -64,6 +65,8 @@ function shown(chat: Chat): Promise<Shown[]> {
 }
 
 const typingLine = (chat: Chat) => chat.locator("#typing").textContent();
+const people = (chat: Chat) => chat.locator("#people li").allTextContents();
+const gaps = (chat: Chat) => chat.locator("#messages li.gap").allTextContents();
 
 async function send(chat: Chat, text: string): Promise<void> {
   await chat.locator("#message").fill(text);
@@ -74,7 +77,8 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
   beforeAll(async () => {
     [worker, browser] = await Promise.all([
       // The room's own typing expiry out of the way, so the page's stop-typing is what is seen.
-      serveWorker({ vars: { TYPING_TIMEOUT_MS: "15000" } }),
+      // Short presence grace and recovery window, so departures and lost gaps show within a test.
+      serveWorker({ vars: { TYPING_TIMEOUT_MS: "15000", PRESENCE_GRACE_MS: "500", RECOVERY_WINDOW_MS: "3000" } }),
       chromium.launch({
         executablePath: CHROMIUM,
         headless: true,
@@ -247,7 +251,8 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
     const page = await context.newPage();
     page.on("pageerror", (error) => pageErrors.push(`form: ${error.message}`));
     await page.goto(`${worker.url}/`);
-    await expect.poll(() => page.locator("#status").getAttribute("data-state"), { timeout: WAIT }).toBe("connected");
+    // No pull request chosen yet: no connection (the page connects to its room directly).
+    await expect.poll(() => page.locator("#status").getAttribute("data-state"), { timeout: WAIT }).toBe("idle");
     expect(await page.locator("#pr").evaluate((input) => input === document.activeElement)).toBe(true);
     expect(await page.locator("#message").isDisabled()).toBe(true);
 
@@ -299,5 +304,69 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
       await mkdir(docs, { recursive: true });
       await writeFile(new URL("screenshot.png", docs), png);
     }
+  });
+
+  it("shows who is in the room, once per person, and follows arrivals and departures", async () => {
+    const pr = freshPr();
+    const john = await openChat(pr, "johndoe");
+    await expect.poll(() => people(john), { timeout: WAIT }).toEqual(["johndoe"]);
+    expect(await john.locator("#people li.me").textContent()).toBe("johndoe");
+    const jane = await openChat(pr, "janedoe");
+    await expect.poll(() => people(john), { timeout: WAIT }).toEqual(["janedoe", "johndoe"]);
+    await expect.poll(() => people(jane), { timeout: WAIT }).toEqual(["janedoe", "johndoe"]);
+    // A second tab of jane's is still one jane.
+    const janeAgain = await openChat(pr, "janedoe");
+    await expect.poll(() => people(janeAgain), { timeout: WAIT }).toEqual(["janedoe", "johndoe"]);
+    expect(await people(john)).toEqual(["janedoe", "johndoe"]);
+    await janeAgain.close();
+    await jane.close();
+    // Gone once the last tab closed and the grace (0.5 s here) passed.
+    await expect.poll(() => people(john), { timeout: WAIT }).toEqual(["johndoe"]);
+  });
+
+  it("after a dropped connection, shows what was missed, once, with nothing lost", async () => {
+    const pr = freshPr();
+    const [john, jane] = await Promise.all([openChat(pr, "johndoe"), openChat(pr, "janedoe")]);
+    await send(john, "before");
+    await expect.poll(() => shown(jane), { timeout: WAIT }).toHaveLength(1);
+    await jane.context().setOffline(true); // the network goes away; the page reconnects by itself
+    await expect.poll(() => jane.locator("#status").getAttribute("data-state"), { timeout: WAIT }).toBe("reconnecting");
+    await send(john, "while you were away 1");
+    await send(john, "while you were away 2");
+    await expect.poll(() => shown(john), { timeout: WAIT }).toHaveLength(3);
+    await jane.context().setOffline(false);
+    await expect.poll(() => shown(jane), { timeout: WAIT }).toEqual([
+      { who: "johndoe", text: "before", own: false },
+      { who: "johndoe", text: "while you were away 1", own: false },
+      { who: "johndoe", text: "while you were away 2", own: false },
+    ]);
+    expect(await gaps(jane)).toEqual([]);
+    await joined(jane);
+    await send(jane, "back");
+    await expect.poll(() => shown(john), { timeout: WAIT }).toHaveLength(4);
+  });
+
+  it("says so when a gap could not be recovered (away longer than the recovery window)", async () => {
+    const pr = freshPr();
+    const [john, jane] = await Promise.all([openChat(pr, "johndoe"), openChat(pr, "janedoe")]);
+    await send(john, "before");
+    await expect.poll(() => shown(jane), { timeout: WAIT }).toHaveLength(1);
+    await jane.context().setOffline(true);
+    await expect.poll(() => jane.locator("#status").getAttribute("data-state"), { timeout: WAIT }).toBe("reconnecting");
+    await send(john, "lost 1");
+    await send(john, "lost 2");
+    await expect.poll(() => shown(john), { timeout: WAIT }).toHaveLength(3);
+    // Past the 3 s recovery window: the room has forgotten jane's connection.
+    const wentAway = Date.now();
+    await expect.poll(() => Date.now() - wentAway, { timeout: WAIT, interval: 250 }).toBeGreaterThan(3500);
+    await jane.context().setOffline(false);
+    await joined(jane);
+    await expect.poll(() => gaps(jane), { timeout: WAIT }).toEqual(["2 messages sent while you were disconnected could not be recovered."]);
+    await send(john, "after");
+    await expect.poll(() => shown(jane), { timeout: WAIT }).toEqual([
+      { who: "johndoe", text: "before", own: false },
+      { who: "", text: "", own: false }, // the gap notice, in its place
+      { who: "johndoe", text: "after", own: false },
+    ]);
   });
 });

@@ -292,6 +292,7 @@ describe.each(paths)("on the %s path", (path, optionsFor) => {
         pullRequestId: pr,
         members: 2,
         users: ["alice", "bob"],
+        seq: 0,
       });
       expect(await ack(bob, "get-pr-room-users", { pullRequestId: pr })).toEqual({ ok: true, pullRequestId: pr, users: ["alice", "bob"] });
       const text = await marker(tab1, pr, "alice", [atBob]);
@@ -421,6 +422,7 @@ describe.each(paths)("on the %s path", (path, optionsFor) => {
         pullRequestId: mine,
         members: 1,
         users: ["alice"],
+        seq: 0,
       });
       const atSocket = record(socket);
       await marker(socket, mine, "alice", [atSocket]);

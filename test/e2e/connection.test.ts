@@ -35,6 +35,7 @@ describe.each(paths)("socket.io-client against the Worker on the %s path", (_pat
       pullRequestId: pr,
       members: 1,
       users: ["johndoe"],
+      seq: 0,
     });
     socket.close();
   });

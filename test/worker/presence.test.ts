@@ -42,6 +42,7 @@ describe.each(PATHS)("presence on the %s path", (_, queryFor) => {
       pullRequestId: pr,
       members: 2,
       users: ["alice", "bob"],
+      seq: 0,
     });
     expect(await call(bob, "get-pr-room-users", { pullRequestId: `0${pr}` })).toEqual({ ok: true, pullRequestId: pr, users: ["alice", "bob"] });
     expect((await call(bob, "get-pr-room-users", { pullRequestId: "x" })).error.code).toBe("invalid_payload");

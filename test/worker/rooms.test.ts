@@ -58,6 +58,7 @@ describe("join and members", () => {
       pullRequestId: pr,
       members: 1,
       users: ["alice"],
+      seq: 0,
     });
     expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toMatchObject({ members: 1 });
     const b = await member(String(pr), "bob");
