@@ -1,11 +1,13 @@
-// One benchmark run: ours (wrangler dev on the root wrangler.toml) vs the socket.io reference vs the
-// hibernatable-WebSocket floor, same load, side by side.
+// One benchmark run: ours on both paths, with recovery on and off (wrangler dev on the root
+// wrangler.toml) vs the socket.io reference vs the hibernatable-WebSocket floor, same load, side by side.
 //
-//   node bench/run.mjs [--quick] [--observability=on|off] [--pin=off]
-//                      [--servers ours,reference,floor] [--scenarios s1,s2,s3]
+//   node bench/run.mjs [--quick] [--observability=on|off] [--pin=off] [--baseline REV]
+//                      [--servers ours,ours-direct,ours-norec,ours-direct-norec,reference,floor]
+//                      [--scenarios s1,s2,s3] [--chart PATH]
 //
-// Prints a table and writes bench/results/latest.json (logs in bench/results/logs/).
-import { mkdirSync, writeFileSync } from 'node:fs';
+// Prints a table and writes bench/results/latest.json and bench/results/chart.svg (logs in
+// bench/results/logs/). --baseline runs another revision of this repository as "baseline".
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -14,19 +16,22 @@ import { describeServers, startServer, sleep, ROOT } from './lib/servers.mjs';
 import { runLoadgen, killLoadgens } from './lib/loadgen-runner.mjs';
 import { cpuDeltaUs, sampleTree } from './lib/proc.mjs';
 import { buildRows, formatTable, notes } from './lib/report.mjs';
+import { renderChart } from './lib/chart.mjs';
+import { checkoutBaseline } from './lib/baseline.mjs';
 
 const args = parseArgs();
 const quick = Boolean(args.quick);
 // Off by default, as `npm start` runs (see BENCHMARKS.md for both settings).
 const observability = args.observability === 'on' ? 'on' : 'off';
-const serverNames = String(args.servers ?? 'ours,reference,floor').split(',');
+const baseline = typeof args.baseline === 'string' ? checkoutBaseline(args.baseline) : null;
+const serverNames = String(args.servers ?? `ours,ours-direct,ours-norec,ours-direct-norec,reference,floor${baseline ? ',baseline' : ''}`).split(',');
 // Quick mode skips s2 (one 200-member room) to stay under two minutes; s1 and s3 are shortened.
 const scenarios = String(args.scenarios ?? (quick ? 's1,s3' : 's1,s2,s3')).split(',');
 // Loadgen hard caps (its own watchdog is tighter; this is the backstop in loadgen-runner).
 const LOADGEN_CAP_MS = { s1: 150_000, s2: 150_000, s3: 150_000, connect: 120_000 };
 const RSS_SAMPLE_MS = 250;
 const SETTLE_MS = 1_000; // after start and between scenarios, so closing sockets do not bleed into the next window
-const RUN_CAP_MS = quick ? 4 * 60_000 : 12 * 60_000; // whole run; normal runs take ~1.3 and ~5 min
+const RUN_CAP_MS = quick ? 10 * 60_000 : 25 * 60_000; // whole run; with six servers, quick runs take ~4 min and full ones ~10
 
 const resultsDir = join(ROOT, 'bench/results');
 const logDir = join(resultsDir, 'logs');
@@ -120,13 +125,30 @@ async function benchServer(name, spec) {
     await server.stop();
     current = null;
   }
+  out.storage = storageRows(server.logPath);
   return out;
+}
+
+// Storage rows written per message, from the rooms' own `room_stats` lines (counted from the
+// SQLite cursors' rowsWritten: the log's inserts, its pruning, the seq counter).
+function storageRows(logPath) {
+  let messages = 0, rows = 0;
+  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
+    const at = line.indexOf('{"evt":"room_stats"');
+    if (at === -1) continue;
+    try {
+      const stats = JSON.parse(line.slice(at));
+      messages += stats.messages;
+      rows += stats.rowsWritten;
+    } catch { /* a line cut by the log's buffering */ }
+  }
+  return messages > 0 ? { messages, rowsWritten: rows, rowsPerMessage: rows / messages } : undefined;
 }
 
 const started = new Date();
 const t0 = performance.now();
 say(`mode=${quick ? 'quick' : 'full'} scenarios=${scenarios.join(',')} observability=${observability} (wrangler servers) ${pinning.note}`);
-const specs = await describeServers({ observability });
+const specs = await describeServers({ observability, baseline: baseline?.dir });
 const results = {};
 for (const name of serverNames) {
   if (!specs[name]) { say(`unknown server ${name}`); continue; }
@@ -141,6 +163,7 @@ const report = {
   scenarios,
   observability: `${observability} (${observability === 'off' ? 'X_LOCAL_OBSERVABILITY=false' : "wrangler's default"}; applies to ours and floor)`,
   pinning: pinning.note,
+  baseline: baseline ? `${args.baseline} (${baseline.sha}), run with this checkout's node_modules` : undefined,
   node: process.version,
   cores: availableParallelism(),
   rows,
@@ -148,6 +171,8 @@ const report = {
   servers: results,
 };
 writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2));
+writeFileSync(join(resultsDir, 'chart.svg'), renderChart(report));
+if (typeof args.chart === 'string') copyFileSync(join(resultsDir, 'chart.svg'), join(ROOT, args.chart));
 
 console.log(`\nPR-room bench (${report.mode}, ${report.durationS} s) | observability ${observability} | ${pinning.note}`);
 for (const [name, r] of Object.entries(results)) {
@@ -155,4 +180,4 @@ for (const [name, r] of Object.entries(results)) {
 }
 console.log(formatTable(rows, results));
 if (report.notes.length) console.log(`\nnotes:\n${report.notes.map((n) => `  - ${n}`).join('\n')}`);
-console.log('\nwritten bench/results/latest.json; logs in bench/results/logs/');
+console.log(`\nwritten bench/results/latest.json and chart.svg${typeof args.chart === 'string' ? ` (copied to ${args.chart})` : ''}; logs in bench/results/logs/`);

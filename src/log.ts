@@ -18,6 +18,7 @@ export type LogEvent =
   | "recovered"
   | "not_recovered"
   | "room_link_lost"
+  | "room_stats"
   | "handler_error"
   | "config_error";
 

@@ -1,9 +1,21 @@
-// Turns per-server results into one side-by-side table: ours | reference | floor | ratios.
+// Turns per-server results into one side-by-side table: a column per server, then the ratios the
+// targets are stated in (ours over the reference and the floor, recovery on over off, ...).
 const KB = 1024;
 const MB = 1024 * 1024;
 
 const sc = (res, name) => res?.scenarios?.[name];
 const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+// Ratio columns, shown when both servers ran: [label, numerator, denominator].
+export const RATIOS = [
+  ['ours/ref', 'ours', 'reference'],
+  ['ours/floor', 'ours', 'floor'],
+  ['direct/floor', 'ours-direct', 'floor'],
+  ['direct/ours', 'ours-direct', 'ours'],
+  ['rec on/off', 'ours', 'ours-norec'],
+  ['direct rec on/off', 'ours-direct', 'ours-direct-norec'],
+  ['off/baseline', 'ours-norec', 'baseline'],
+];
 
 function scenarioRows(name) {
   const r = (res) => sc(res, name)?.result;
@@ -23,6 +35,7 @@ function scenarioRows(name) {
   ];
 }
 
+/** One row per metric: `values` per server, `ratios` per ratio column. */
 export function buildRows(results, scenarios) {
   const first = scenarios[0];
   const rows = [
@@ -32,13 +45,13 @@ export function buildRows(results, scenarios) {
     [`RSS KB/connection (${first})`, (x) => num(sc(x, first)?.server?.rssBytesPerConn) !== null ? sc(x, first).server.rssBytesPerConn / KB : null],
     ['idle RSS (MB)', (x) => (num(x?.idleRssBytes) !== null ? x.idleRssBytes / MB : null)],
     ['peak RSS (MB)', (x) => (num(x?.peakRssBytes) !== null ? x.peakRssBytes / MB : null)],
+    ['storage rows written/msg', (x) => num(x?.storage?.rowsPerMessage)],
     ...scenarios.flatMap(scenarioRows),
   ];
   return rows.map(([label, get]) => {
-    const ours = get(results.ours);
-    const reference = get(results.reference);
-    const floor = get(results.floor);
-    return { metric: label, ours, reference, floor, oursOverReference: ratio(ours, reference), oursOverFloor: ratio(ours, floor) };
+    const values = Object.fromEntries(Object.keys(results).map((name) => [name, get(results[name])]));
+    const ratios = Object.fromEntries(RATIOS.map(([col, a, b]) => [col, ratio(values[a], values[b])]));
+    return { metric: label, values, ratios };
   });
 }
 
@@ -46,7 +59,7 @@ function ratio(a, b) {
   return typeof a === 'number' && typeof b === 'number' && b !== 0 ? a / b : null;
 }
 
-function fmt(v) {
+export function fmt(v) {
   if (v === null || v === undefined) return '-';
   if (typeof v !== 'number') return String(v);
   if (v === 0) return '0';
@@ -75,9 +88,15 @@ export function notes(results) {
 }
 
 export function formatTable(rows, results) {
+  const names = Object.keys(results);
   const status = (name) => (results[name]?.status === 'ok' ? name : `${name} (${results[name]?.status ?? 'skipped'})`);
-  const header = ['metric', status('ours'), status('reference'), status('floor'), 'ours/ref', 'ours/floor'];
-  const body = rows.map((r) => [r.metric, fmt(r.ours), fmt(r.reference), fmt(r.floor), r.oursOverReference === null ? '-' : `${fmt(r.oursOverReference)}x`, r.oursOverFloor === null ? '-' : `${fmt(r.oursOverFloor)}x`]);
+  const ratioCols = RATIOS.filter(([, a, b]) => results[a]?.status === 'ok' && results[b]?.status === 'ok').map(([col]) => col);
+  const header = ['metric', ...names.map(status), ...ratioCols];
+  const body = rows.map((r) => [
+    r.metric,
+    ...names.map((name) => fmt(r.values[name])),
+    ...ratioCols.map((col) => (r.ratios[col] === null ? '-' : `${fmt(r.ratios[col])}x`)),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');

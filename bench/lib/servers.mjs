@@ -25,8 +25,9 @@ export function freePort() {
 }
 
 // What each server is: how to launch it, what its output says when it is up, and what extra
-// query the load generator must add (the floor is routed by ?room=).
-export async function describeServers({ observability }) {
+// query the load generator must add (the floor is routed by ?room=, our direct path by ?pullRequestId=).
+// `baseline` is a checkout of another revision of this repository, run as ours is (see baseline.mjs).
+export async function describeServers({ observability, baseline }) {
   const wranglerEnv = {
     CLOUDFLARE_CF_FETCH_ENABLED: 'false',
     WRANGLER_SEND_METRICS: 'false',
@@ -34,20 +35,29 @@ export async function describeServers({ observability }) {
   };
   // Same flags as `npm start` ("wrangler dev --ip 127.0.0.1 --port 8787"), on free ports. The
   // inspector port is pinned to a free one so a developer's running `wrangler dev` cannot clash.
-  const wranglerDev = async (extra) => {
+  const wranglerDev = async (extra, cwd = ROOT) => {
     const port = await freePort();
     const inspector = await freePort();
     return {
       port,
-      argv: [NODE, WRANGLER, 'dev', ...extra, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector)],
+      cwd,
+      argv: [NODE, join(cwd, 'node_modules/wrangler/bin/wrangler.js'), 'dev', ...extra, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector)],
       env: wranglerEnv,
       readyPattern: /Ready on http/,
     };
   };
+  // The reference has no rate limit; lift ours so the bench measures fan-out, not the limiter.
+  const lifted = ['--var', 'RATE_LIMIT_PER_SECOND:100000', '--var', 'RATE_LIMIT_BURST:100000'];
+  const noRecovery = ['--var', 'RECOVERY_WINDOW_MS:0'];
+  const direct = 'pullRequestId={room}';
   const refPort = await freePort();
   return {
-    // The reference has no rate limit; lift ours so the bench measures fan-out, not the limiter.
-    ours: { ...(await wranglerDev(['--var', 'RATE_LIMIT_PER_SECOND:100000', '--var', 'RATE_LIMIT_BURST:100000'])), query: '' },
+    // ours: the gateway path (the API document's client); ours-direct: the room in the URL.
+    ours: { ...(await wranglerDev(lifted)), query: '' },
+    'ours-direct': { ...(await wranglerDev(lifted)), query: direct },
+    // The same with connection state recovery off (RECOVERY_WINDOW_MS=0: no message log).
+    'ours-norec': { ...(await wranglerDev([...lifted, ...noRecovery])), query: '' },
+    'ours-direct-norec': { ...(await wranglerDev([...lifted, ...noRecovery])), query: direct },
     reference: {
       port: refPort,
       argv: [NODE, join(ROOT, 'bench/reference/server.mjs'), '--port', String(refPort)],
@@ -56,6 +66,7 @@ export async function describeServers({ observability }) {
       query: '',
     },
     floor: { ...(await wranglerDev(['-c', 'bench/floor/wrangler.toml'])), query: 'room={room}' },
+    ...(baseline && { baseline: { ...(await wranglerDev(lifted, baseline)), query: '' } }),
   };
 }
 
@@ -66,7 +77,7 @@ export async function startServer(name, spec, { cpu, logDir }) {
   const log = createWriteStream(logPath);
   const argv = cpu !== null ? ['taskset', '-c', String(cpu), ...spec.argv] : spec.argv;
   const proc = spawn(argv[0], argv.slice(1), {
-    cwd: ROOT,
+    cwd: spec.cwd ?? ROOT,
     detached: true, // own process group: one kill reaches wrangler and its workerd children
     stdio: ['ignore', 'pipe', 'pipe'],
     // NO_COLOR keeps the logs (and the failure reason we quote) free of ANSI escapes.

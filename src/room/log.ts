@@ -129,8 +129,10 @@ export class RoomLog {
   }
 
   private saveHead(): void {
-    const cursor = this.sql.exec("INSERT INTO counters (name, value) VALUES ('seq', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", this.head);
-    this.rowsWritten += cursor.rowsWritten;
+    // An update is one row written; an upsert would count two.
+    let written = this.sql.exec("UPDATE counters SET value = ? WHERE name = 'seq'", this.head).rowsWritten;
+    if (written === 0) written = this.sql.exec("INSERT INTO counters (name, value) VALUES ('seq', ?)", this.head).rowsWritten;
+    this.rowsWritten += written;
   }
 }
 

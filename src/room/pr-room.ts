@@ -83,6 +83,8 @@ interface DirectResume {
   replay: LogEntry[];
 }
 
+const STATS_EVERY_MS = 10_000;
+
 /** Close codes the platform reports for a close no frame carried: never answered with a close. */
 const NO_CLOSE_FRAME = new Set([1005, 1006, 1015]);
 
@@ -105,6 +107,8 @@ export class PrRoom extends DurableObject<Env> {
   private readonly participants = new WeakMap<Direct, DirectParticipant>();
   /** Typing budgets per user: many tabs of one user type as one user. */
   private readonly typingBudgets = new Map<string, TokenBucket>();
+  /** Messages and storage rows since the last `room_stats` line. */
+  private readonly stats = { messages: 0, rows: 0, loggedAt: 0 };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -503,7 +507,17 @@ export class PrRoom extends DurableObject<Env> {
     const seq = this.log.append({ at, id, username, message }, clientMessageId);
     this.broadcast(this.frameOf({ seq, at, id, username, message }));
     this.alarms.wake(this.log.nextPruneAt(at));
+    this.countMessage(at);
     return { id, seq };
+  }
+
+  /** At most one `room_stats` line per STATS_EVERY_MS while messages flow: storage rows written per message, for operators and the bench. */
+  private countMessage(now: number): void {
+    this.stats.messages++;
+    if (now - this.stats.loggedAt < STATS_EVERY_MS) return;
+    const rows = this.log.rowsWritten;
+    log("room_stats", { pr: this.key, messages: this.stats.messages, rowsWritten: rows - this.stats.rows, seq: this.log.headSeq });
+    Object.assign(this.stats, { messages: 0, rows, loggedAt: now });
   }
 
   private frameOf(entry: LogEntry): string {

@@ -6,7 +6,8 @@
 import type { Socket as NetSocket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PrRoomMessage } from "../../src/events.js";
-import { closeAll, collect, connected, once, until, type Socket } from "../support/client.js";
+import { closeAll, collect, connected, documentedMember, once, until, type Socket } from "../support/client.js";
+import { paths } from "../support/paths.js";
 import { wranglerDev } from "../support/wrangler-dev.js";
 import type { ServedWorker } from "../support/worker.js";
 
@@ -31,18 +32,9 @@ function tcpOf(socket: Socket): NetSocket {
   return transport.ws._socket;
 }
 
-const paths = [
-  ["gateway", (_pr: number) => ({})],
-  ["direct", (pr: number) => ({ query: { pullRequestId: String(pr) } })],
-] as const;
 
 describe.each(paths)("a slow reader on the %s path", (_, optionsFor) => {
-  async function joined(pr: number, username: string): Promise<Socket> {
-    const socket = await connected(worker.url, optionsFor(pr));
-    socket.on("connect", () => socket.emit("join-pr-room", { pullRequestId: pr, username }));
-    expect(await socket.timeout(5000).emitWithAck("join-pr-room", { pullRequestId: pr, username })).toMatchObject({ ok: true });
-    return socket;
-  }
+  const joined = (pr: number, username: string) => documentedMember(worker.url, pr, username, optionsFor(pr));
 
   it("is cut off past the cap, recovers everything once it reads again, and a healthy member is never cut", async () => {
     const pr = freshPr();

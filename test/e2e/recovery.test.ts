@@ -5,8 +5,9 @@
 import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PrRoomMessage } from "../../src/events.js";
-import { client, closeAll, collect, connected, once, until, type Socket } from "../support/client.js";
+import { client, closeAll, collect, connected, documentedMember, once, until } from "../support/client.js";
 import { restartableWorker } from "../support/restartable.js";
+import { paths } from "../support/paths.js";
 import { serveWorker, type ServedWorker } from "../support/worker.js";
 
 const SECRET = "recovery-test-secret-that-is-long-enough";
@@ -24,19 +25,9 @@ afterAll(async () => {
   await worker?.close();
 });
 
-const paths = [
-  ["gateway", (_pr: number) => ({})],
-  ["direct", (pr: number) => ({ query: { pullRequestId: String(pr) } })],
-] as const;
 
 describe.each(paths)("recovery on the %s path", (_, optionsFor) => {
-  async function joined(pr: number, username: string): Promise<Socket> {
-    const socket = await connected(worker.url, optionsFor(pr));
-    // The documented client: join on every connect.
-    socket.on("connect", () => socket.emit("join-pr-room", { pullRequestId: pr, username }));
-    expect(await socket.timeout(5000).emitWithAck("join-pr-room", { pullRequestId: pr, username })).toMatchObject({ ok: true });
-    return socket;
-  }
+  const joined = (pr: number, username: string) => documentedMember(worker.url, pr, username, optionsFor(pr));
 
   it("a dropped transport comes back recovered, with exactly the missed messages, in order", async () => {
     const pr = freshPr();

@@ -120,3 +120,20 @@ export async function connectedOrRefused(url: string, options: Partial<ManagerOp
   });
   return socket;
 }
+
+/**
+ * The documented client in a room: connected, joined, and joining again on every later
+ * `connect` as the API document's client does (harmless after a recovered reconnect).
+ */
+export async function documentedMember(
+  url: string,
+  pullRequestId: number | string,
+  username: string,
+  options: Partial<ManagerOptions & SocketOptions> = {},
+): Promise<Socket> {
+  const socket = await connected(url, options);
+  socket.on("connect", () => socket.emit("join-pr-room", { pullRequestId, username }));
+  const joined = await ack(socket, "join-pr-room", { pullRequestId, username });
+  if (!joined?.ok) throw new Error(`join refused: ${JSON.stringify(joined)}`);
+  return socket;
+}
