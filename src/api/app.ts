@@ -8,12 +8,11 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Context } from "hono";
 import { ConfigError, configOf } from "../config.js";
-import { roomName } from "../events.js";
+import { roomName, type ErrorBody } from "../events.js";
 import { log } from "../log.js";
-import type { ErrorBody } from "../events.js";
 import { requireRoom } from "./auth.js";
 import type { ApiEnv } from "./env.js";
-import { ApiError, ERROR_STATUSES, type ErrorStatus } from "./errors.js";
+import { ApiError, statusOf } from "./errors.js";
 import { openApiDocument, publishMessage, roomInfo } from "./routes.js";
 
 export const api = new OpenAPIHono<ApiEnv>({
@@ -110,12 +109,14 @@ async function reach<R>(c: Context<ApiEnv>, key: string, call: (room: RoomStub) 
   }
 }
 
-/** A refusal from the room itself, with the status its code has here. */
+/**
+ * A refusal from the room itself (its publish may refuse as a socket send would), with the
+ * status its code has here; one the API does not know is the room's trouble: 503.
+ */
 function roomRefusal(error: ErrorBody): ApiError {
-  for (const [status, codes] of Object.entries(ERROR_STATUSES)) {
-    if ((codes as readonly string[]).includes(error.code)) return ApiError.of(Number(status) as ErrorStatus, error.code as never, error.message);
-  }
-  return ApiError.of(503, "room_unavailable", error.message);
+  const status = statusOf(error.code);
+  // statusOf found the code among that status's own codes.
+  return status === undefined ? ApiError.of(503, "room_unavailable", error.message) : ApiError.of(status, error.code as never, error.message);
 }
 
 /** Rate-limit refusals are logged at most once a second per isolate: a flood must not flood the logs. */

@@ -1,7 +1,8 @@
 /**
  * The HTTP API's errors: one JSON shape, `{ ok: false, error: { code, message } }`, the
  * same as a refused socket event, with a status per code. Codes are the chat's own
- * (src/events.ts), the token codes a socket CONNECT gets, and three that only HTTP has.
+ * (src/events.ts), the token codes a socket CONNECT gets, and four that only HTTP has (kept
+ * out of ErrorCode, so the socket client's types list only what a socket can get).
  */
 import { z } from "zod";
 import { AuthErrorCode } from "../chat/identity.js";
@@ -14,12 +15,14 @@ export const ApiErrorCode = z.enum([
   "payload_too_large",
   /** AUTH_SECRET is not set, so nobody could be authenticated: the API is off. */
   "api_disabled",
+  /** No such route under /api/. */
   "not_found",
+  /** An unexpected error, or a misconfigured Worker; the details go to the logs. */
   "internal_error",
 ]);
 export type ApiErrorCode = z.infer<typeof ApiErrorCode>;
 
-/** The statuses the API answers errors with, and the codes each can carry. */
+/** The statuses the API answers errors with, and the codes each can carry (the OpenAPI document lists them so). */
 export const ERROR_STATUSES = {
   400: ["invalid_payload", "message_too_long"],
   401: ["auth_required", "token_invalid", "token_expired"],
@@ -34,6 +37,14 @@ export const ERROR_STATUSES = {
 } as const satisfies Record<number, readonly ApiErrorCode[]>;
 export type ErrorStatus = keyof typeof ERROR_STATUSES;
 export type CodeOf<S extends ErrorStatus> = (typeof ERROR_STATUSES)[S][number];
+
+/** The status a code is answered with (the first that carries it). */
+export function statusOf(code: ApiErrorCode): ErrorStatus | undefined {
+  for (const [status, codes] of Object.entries(ERROR_STATUSES)) {
+    if ((codes as readonly ApiErrorCode[]).includes(code)) return Number(status) as ErrorStatus;
+  }
+  return undefined;
+}
 
 /** The body of an error with `status`: its `code` is one of that status's codes. */
 export function errorBody<S extends ErrorStatus>(status: S) {
