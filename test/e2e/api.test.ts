@@ -15,12 +15,15 @@ const SECRET = "api-test-secret-that-is-long-enough-0123";
 const MAX_PAYLOAD_BYTES = 65_536;
 
 let worker: ServedWorker;
-let nextPr = 1;
-/** A room no other test uses. */
-const freshPr = () => 8000 + nextPr++;
+// wrangler dev keeps rooms (and their clientMessageIds) and rate counts in .wrangler/state across
+// runs: names unique to this run keep a rerun from meeting the last run's messages and budgets.
+const run = Math.random().toString(36).slice(2, 8);
+let nextPr = Math.floor(Math.random() * 1e9) * 1000;
+/** A room no other test, or earlier run, uses. */
+const freshPr = () => ++nextPr;
 let nextSubject = 1;
 /** A token subject no other test uses: each has its own rate budget. */
-const freshSubject = (name: string) => `${name}-${nextSubject++}`;
+const freshSubject = (name: string) => `${name}-${run}-${nextSubject++}`;
 
 beforeAll(async () => {
   // A short clock skew, so a token expired a minute ago is expired here.

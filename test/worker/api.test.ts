@@ -13,7 +13,8 @@ const SECRET = "worker-api-secret-that-is-long-enough-01";
 let nextPr = 9000;
 const freshPr = () => nextPr++;
 let nextSubject = 1;
-const freshSubject = () => `bot-${nextSubject++}`;
+const run = Math.random().toString(36).slice(2, 8);
+const freshSubject = () => `bot-${run}-${nextSubject++}`;
 
 const bearer = async (claims: Record<string, unknown>) =>
   `Bearer ${await sign({ exp: Math.floor(Date.now() / 1000) + 600, ...claims }, SECRET, "HS256")}`;
