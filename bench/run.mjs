@@ -3,10 +3,11 @@
 //
 //   node bench/run.mjs [--quick] [--observability=on|off] [--pin=off] [--baseline REV]
 //                      [--servers ours,ours-direct,ours-norec,ours-direct-norec,reference,floor]
-//                      [--scenarios s1,s2,s3] [--chart PATH]
+//                      [--scenarios s1,s2,s3] [--chart PATH] [--publish=off]
 //
 // Prints a table and writes bench/results/latest.json and bench/results/chart.svg (logs in
-// bench/results/logs/). --baseline runs another revision of this repository as "baseline".
+// bench/results/logs/). --baseline runs another revision of this repository as "baseline". Then, for
+// ours, the HTTP API's publish rate and latency to delivery (bench/publish.mjs), unless --publish=off.
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { execFileSync } from 'node:child_process';
@@ -18,6 +19,7 @@ import { cpuDeltaUs, sampleTree } from './lib/proc.mjs';
 import { buildRows, formatTable, notes } from './lib/report.mjs';
 import { renderChart } from './lib/chart.mjs';
 import { checkoutBaseline } from './lib/baseline.mjs';
+import { benchPublish, formatPublish } from './publish.mjs';
 
 const args = parseArgs();
 const quick = Boolean(args.quick);
@@ -155,6 +157,19 @@ for (const name of serverNames) {
   results[name] = await benchServer(name, specs[name]);
 }
 
+// The HTTP API's publish path: ours only, on a server of its own (AUTH_SECRET set).
+let publish = null;
+if (args.publish !== 'off' && serverNames.includes('ours')) {
+  try {
+    const cpu = pinning.enabled ? { server: pinning.server, client: pinning.loadgen } : null;
+    publish = await benchPublish({ duration: quick ? 5 : 10, cpu, logDir, say, onServer: (server) => (current = server) });
+  } catch (err) {
+    publish = { error: String(err.message ?? err) };
+    say(`publish bench failed: ${publish.error.split('\n')[0]} (log: bench/results/logs/ours-publish.log)`);
+  }
+  current = null;
+}
+
 const rows = buildRows(results, scenarios);
 const report = {
   startedAt: started.toISOString(),
@@ -169,6 +184,7 @@ const report = {
   rows,
   notes: notes(results),
   servers: results,
+  publish,
 };
 writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2));
 writeFileSync(join(resultsDir, 'chart.svg'), renderChart(report));
@@ -179,5 +195,6 @@ for (const [name, r] of Object.entries(results)) {
   if (r.status !== 'ok') console.log(`  ${name}: ${r.status}${r.reason ? ` (${r.reason.split('\n')[0]})` : ''}`);
 }
 console.log(formatTable(rows, results));
+if (publish) console.log(`\n${publish.error ? `HTTP publish: failed (${publish.error.split('\n')[0]})` : formatPublish(publish).join('\n')}`);
 if (report.notes.length) console.log(`\nnotes:\n${report.notes.map((n) => `  - ${n}`).join('\n')}`);
 console.log(`\nwritten bench/results/latest.json and chart.svg${typeof args.chart === 'string' ? ` (copied to ${args.chart})` : ''}; logs in bench/results/logs/`);

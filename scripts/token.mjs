@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 /**
  * Mints a chat token, as your backend would: an HS256 JWT whose `sub` is the
- * username and whose `prs` lists the pull requests it may join.
+ * username and whose `prs` lists the pull requests it may join. `--scope` adds the
+ * HTTP API's grants (`publish`, which implies `read`; or `read`), space-separated in
+ * the `scope` claim.
  *
  *   AUTH_SECRET=... npm run token -- --user johndoe --pr 123 [--pr 124] [--ttl 1h] [--iss URL] [--aud NAME]
+ *   AUTH_SECRET=... npm run token -- --user ci-bot --scope publish [--scope read]
  *
  * A backend does the same with any JWT library: sign { sub, prs, exp, iat, iss?, aud? }
  * with the shared secret, algorithm HS256, and hand the token to the page, which
@@ -19,13 +22,14 @@ const { values } = parseArgs({
     ttl: { type: "string", default: "1h" },
     iss: { type: "string" },
     aud: { type: "string" },
+    scope: { type: "string", multiple: true },
     secret: { type: "string" },
   },
 });
 
 const secret = values.secret ?? process.env.AUTH_SECRET;
 if (!values.user || !secret) {
-  console.error("usage: AUTH_SECRET=... npm run token -- --user NAME [--pr ID ...] [--ttl 1h|30m|3600s] [--iss ISS] [--aud AUD]");
+  console.error("usage: AUTH_SECRET=... npm run token -- --user NAME [--pr ID ...] [--ttl 1h|30m|3600s] [--iss ISS] [--aud AUD] [--scope publish|read ...]");
   process.exit(2);
 }
 
@@ -41,4 +45,6 @@ const payload = { sub: values.user, iat: now, exp: now + seconds(values.ttl) };
 if (values.pr) payload.prs = values.pr.map(String);
 if (values.iss) payload.iss = values.iss;
 if (values.aud) payload.aud = values.aud;
+// `--scope publish --scope read` and `--scope "publish read"` both give "publish read".
+if (values.scope) payload.scope = values.scope.flatMap((words) => words.split(/\s+/)).filter(Boolean).join(" ");
 console.log(await sign(payload, secret, "HS256"));

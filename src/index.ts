@@ -3,6 +3,7 @@
  * here, once per env, and handed down typed.
  */
 import { Hono } from "hono";
+import { api } from "./api/app.js";
 import { gatewayChat } from "./chat/gateway.js";
 import { ConfigError, configOf, engineOptions, type Config } from "./config.js";
 import { CHAT_NAMESPACE } from "./events.js";
@@ -29,6 +30,7 @@ const app = new Hono<{ Bindings: Env }>()
     configOf(c.env);
     return c.json({ ok: true, service: "pr-rooms" });
   })
+  .route("/", api)
   .all("/socket.io/*", (c) => {
     const config = configOf(c.env);
     return socketServer(c.env, config).handle(c.req.raw, engineOptions(config), directRoute(c.env.PR_ROOM));

@@ -8,18 +8,8 @@
  * User content only ever reaches the DOM through textContent.
  */
 import { io, type Socket } from "socket.io-client";
-import type {
-  ClientEventName,
-  JoinAck,
-  PresenceNotice,
-  PrRoomError,
-  PrRoomMessage,
-  Refusal,
-  SendAck,
-  ServerEventName,
-  TypingNotice,
-  UsersAck,
-} from "../src/events.js";
+import type { ClientPayload, ClientToServerEvents, ServerToClientEvents } from "../src/client.js";
+import type { ClientEventName, PresenceNotice, PrRoomError, PrRoomMessage, ServerEventName, TypingNotice } from "../src/events.js";
 
 // Event names, checked against the server's contract (types only: nothing of src/ is bundled).
 const JOIN = "join-pr-room" satisfies ClientEventName;
@@ -42,26 +32,7 @@ const ACK_TIMEOUT_MS = 10_000;
 const MAX_MESSAGES = 500;
 const MAX_REJOINS = 5;
 
-interface RoomRefOut {
-  pullRequestId: number | string;
-  username: string;
-}
-interface ServerToClient {
-  "pr-room-message": (message: PrRoomMessage) => void;
-  typing: (notice: TypingNotice) => void;
-  "stop-typing": (notice: TypingNotice) => void;
-  "pr-room-user-joined": (notice: PresenceNotice) => void;
-  "pr-room-user-left": (notice: PresenceNotice) => void;
-  "pr-room-error": (error: PrRoomError) => void;
-}
-interface ClientToServer {
-  "join-pr-room": (ref: RoomRefOut, ack: (reply: JoinAck | Refusal) => void) => void;
-  "send-message-to-pr-room": (message: RoomRefOut & { message: string; clientMessageId?: string }, ack: (reply: SendAck | Refusal) => void) => void;
-  "leave-pr-room": (ref: RoomRefOut) => void;
-  typing: (ref: RoomRefOut) => void;
-  "stop-typing": (ref: RoomRefOut) => void;
-  "get-pr-room-users": (ref: { pullRequestId: number | string }, ack: (reply: UsersAck | Refusal) => void) => void;
-}
+type RoomRefOut = ClientPayload<typeof JOIN>;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const titleEl = $<HTMLHeadingElement>("title");
@@ -93,7 +64,11 @@ let lastSeq = 0;
 /** Joined this room before, on this page: a rejoin that was not a recovery may have missed messages. */
 let everJoined = false;
 
-type ChatSocket = Socket<ServerToClient, ClientToServer>;
+/** Typed from the server's own schemas (src/client.ts): a wrong payload does not compile. */
+type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/** For events whose answer the page does not need (the typed events make every ack explicit). */
+const noAnswer = () => {};
 
 // With identity on (AUTH_SECRET), the page needs a token from your backend: `?token=…` (see README, Security).
 const token = new URLSearchParams(location.search).get("token");
@@ -190,7 +165,7 @@ function chooseRoom(prValue: string, userValue: string): void {
   }
   const sameRoom = room?.key === key;
   // Leave the old room, joined or still joining (a leave for a room not joined is harmless).
-  if (room && socket.connected) socket.emit(LEAVE, room.ref);
+  if (room && socket.connected) socket.emit(LEAVE, room.ref, noAnswer);
   const id = Number.isSafeInteger(Number(key)) ? Number(key) : key;
   room = { key, ref: { pullRequestId: id, username } };
   joined = false;
@@ -387,7 +362,7 @@ function keyPressed(): void {
   if (!messageInput.value.trim()) return stopTyping();
   const now = Date.now();
   if (!typingActive || now - typingSentAt >= TYPING_EVERY_MS) {
-    socket.emit(TYPING, room.ref);
+    socket.emit(TYPING, room.ref, noAnswer);
     typingSentAt = now;
     typingActive = true;
   }
@@ -397,7 +372,7 @@ function keyPressed(): void {
 
 function stopTyping(): void {
   clearTimeout(idleTimer);
-  if (typingActive && room && joined) socket.emit(STOP_TYPING, room.ref);
+  if (typingActive && room && joined) socket.emit(STOP_TYPING, room.ref, noAnswer);
   typingActive = false;
 }
 

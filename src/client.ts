@@ -1,0 +1,41 @@
+/**
+ * Types for socket.io-client, inferred from the chat's schemas (src/events.ts), so a
+ * client cannot drift from the server:
+ *
+ *   import { io, type Socket } from "socket.io-client";
+ *   import type { ClientToServerEvents, ServerToClientEvents } from "pr-rooms/client";
+ *   const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, { transports: ["websocket"] });
+ *
+ * Types only: every import here is `import type`, so nothing of zod reaches a bundle.
+ */
+import type { z } from "zod";
+import type { ClientEventName, ClientEvents, Refusal, ServerEventName, ServerEvents } from "./events.js";
+
+/** What a client sends with `event`: the schema's input (`pullRequestId` may be a number or a string). */
+export type ClientPayload<E extends ClientEventName> = z.input<(typeof ClientEvents)[E]["payload"]>;
+
+/** What `event`'s ack callback receives: the success answer, or a refusal. */
+export type ClientAck<E extends ClientEventName> = z.output<(typeof ClientEvents)[E]["ack"]> | Refusal;
+
+/** What a listener of a server `event` receives. */
+export type ServerPayload<E extends ServerEventName> = z.output<(typeof ServerEvents)[E]>;
+
+/**
+ * Client → server. The server takes every event with or without an ack, but the ack is
+ * required here, as socket.io's TypeScript guide writes it: socket.io-client derives
+ * `emitWithAck` and `timeout().emit` from the last parameter, and an optional one turns
+ * both untyped. Fire-and-forget: `socket.emit("typing", ref, () => {})`.
+ */
+export type ClientToServerEvents = {
+  [E in ClientEventName]: (payload: ClientPayload<E>, ack: (answer: ClientAck<E>) => void) => void;
+};
+
+/**
+ * Server → client. A `pr-room-message` carries the room's offset as a second argument
+ * when the server keeps messages for connection state recovery.
+ */
+export type ServerToClientEvents = {
+  [E in ServerEventName]: E extends "pr-room-message"
+    ? (message: ServerPayload<E>, offset?: string) => void
+    : (payload: ServerPayload<E>) => void;
+};
