@@ -6,8 +6,10 @@
  *   import type { ClientToServerEvents, ServerToClientEvents } from "pr-rooms/client";
  *   const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, { transports: ["websocket"] });
  *
- * Types only: every import here is `import type`, so nothing of zod reaches a bundle.
+ * Types, plus `connectToPullRequest` for the direct path. Every import of the server's code
+ * here is `import type`, so nothing of zod reaches a bundle.
  */
+import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 import type { z } from "zod";
 import type { ClientEventName, ClientEvents, Refusal, ServerEventName, ServerEvents } from "./events.js";
 
@@ -39,3 +41,20 @@ export type ServerToClientEvents = {
     ? (message: ServerPayload<E>, offset?: string) => void
     : (payload: ServerPayload<E>) => void;
 };
+
+/** A socket.io-client socket typed with the chat's events. */
+export type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/**
+ * Connects on the direct path: the URL names the pull request, so its room's object holds
+ * the socket (one room per connection; joining another is refused `room_mismatch`). The
+ * documented `io(url, { transports: ["websocket"] })` (the gateway path) works as well.
+ */
+export function connectToPullRequest(
+  url: string,
+  pullRequestId: number | string,
+  options: Partial<ManagerOptions & SocketOptions> = {},
+): ChatSocket {
+  const query = { ...(options.query as Record<string, string> | undefined), pullRequestId: String(pullRequestId) };
+  return io(url, { transports: ["websocket"], ...options, query });
+}

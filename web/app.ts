@@ -7,8 +7,8 @@
  *
  * User content only ever reaches the DOM through textContent.
  */
-import { io, type Socket } from "socket.io-client";
-import type { ClientPayload, ClientToServerEvents, ServerToClientEvents } from "../src/client.js";
+import { io } from "socket.io-client";
+import { connectToPullRequest, type ChatSocket, type ClientPayload } from "../src/client.js";
 import type { ClientEventName, PresenceNotice, PrRoomError, PrRoomMessage, ServerEventName, TypingNotice } from "../src/events.js";
 
 // Event names, checked against the server's contract (types only: nothing of src/ is bundled).
@@ -64,9 +64,6 @@ let lastSeq = 0;
 /** Joined this room before, on this page: a rejoin that was not a recovery may have missed messages. */
 let everJoined = false;
 
-/** Typed from the server's own schemas (src/client.ts): a wrong payload does not compile. */
-type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
-
 /** For events whose answer the page does not need (the typed events make every ack explicit). */
 const noAnswer = () => {};
 
@@ -80,12 +77,8 @@ const transports = new URLSearchParams(location.search).get("transport") === "po
  * the connection (the direct path). A different room is a different connection.
  */
 function connect(key: string): ChatSocket {
-  const next: ChatSocket = io(location.origin, {
-    transports,
-    query: { pullRequestId: key },
-    forceNew: true,
-    ...(token ? { auth: { token } } : {}),
-  });
+  // Typed from the server's own schemas (src/client.ts): a wrong payload does not compile.
+  const next = connectToPullRequest(location.origin, key, { transports, forceNew: true, ...(token ? { auth: { token } } : {}) });
   listen(next);
   return next;
 }

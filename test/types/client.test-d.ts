@@ -5,7 +5,7 @@
  */
 import { io, type Socket } from "socket.io-client";
 import { expectTypeOf } from "vitest";
-import type { ClientAck, ClientToServerEvents, ServerToClientEvents } from "pr-rooms/client";
+import { connectToPullRequest, type ChatSocket, type ClientAck, type ClientToServerEvents, type ServerToClientEvents } from "pr-rooms/client";
 
 type ErrorCode = "invalid_payload" | "unknown_event" | "not_joined" | "username_mismatch" | "message_too_long"
   | "room_unavailable" | "room_full" | "too_many_rooms" | "too_many_connections" | "room_mismatch" | "rate_limited" | "forbidden";
@@ -80,4 +80,13 @@ export function listens(): void {
   socket.on("pr-room-message", (message: { text: string }) => message.text);
   // @ts-expect-error an event the server never sends
   socket.on("pr-room-history", () => {});
+}
+
+export function directPath(): void {
+  // The direct path is offered typed too: the room in the URL, the same events.
+  const direct = connectToPullRequest("http://127.0.0.1:8787", 123, { auth: { token: "t" } });
+  expectTypeOf(direct).toEqualTypeOf<ChatSocket>();
+  direct.emit("join-pr-room", room, () => {});
+  // @ts-expect-error a pull request id is a number or a string of digits, not an object
+  connectToPullRequest("http://127.0.0.1:8787", { id: 123 });
 }
