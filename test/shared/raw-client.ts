@@ -87,6 +87,11 @@ export class RawClient {
     }
   }
 
+  /** Whether a frame that matches has arrived and not been read yet. */
+  inboxHas(match: (frame: Frame) => boolean): boolean {
+    return this.inbox.some(match);
+  }
+
   /** The next Socket.IO EVENT on "/" as [name, payload] (of `name`, if given). */
   async nextEvent(name?: string, timeoutMs = 3000): Promise<[string, any]> {
     const frame = await this.take(

@@ -4,7 +4,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { describe, expect, it } from "vitest";
 import { PrRoomError, PrRoomMessage } from "../../src/events.js";
 import type { PrRoom } from "../../src/room/pr-room.js";
-import { until } from "../shared/until.js";
+import { never, until } from "../shared/until.js";
 import { connectedRaw, RawClient } from "./raw-client.js";
 
 let nextPr = 1000;
@@ -40,13 +40,18 @@ async function untilUsers(pr: number | string, users: string[]): Promise<void> {
   }
 }
 
-/** Frames of `event` the client gets within `ms`. */
-async function eventsWithin(client: RawClient, ms: number, event?: string) {
-  const frames = await client.drain(ms);
-  return frames
-    .filter((frame): frame is string => typeof frame === "string" && frame.startsWith("42["))
-    .map((frame) => JSON.parse(frame.slice(2)) as [string, any])
-    .filter(([name]) => !event || name === event);
+/**
+ * The events `client` gets before the message `marker` (sent after the action under test, on
+ * a path whose order guarantees that anything the action caused arrives first): "nothing else
+ * came" checked by order, not by waiting a while.
+ */
+async function eventsBefore(client: RawClient, marker: string): Promise<Array<[string, any]>> {
+  const seen: Array<[string, any]> = [];
+  for (;;) {
+    const event = await client.nextEvent(undefined, 5000);
+    if (event[0] === "pr-room-message" && event[1].message === marker) return seen;
+    seen.push(event);
+  }
 }
 
 describe("join and members", () => {
@@ -104,7 +109,11 @@ describe("messages", () => {
     const a = await member(p1, "alice");
     const c = await member(p2, "carol");
     await call(a, "send-message-to-pr-room", { pullRequestId: p1, username: "alice", message: "only p1" });
-    expect(await eventsWithin(c, 300, "pr-room-message")).toEqual([]);
+    // The marker goes through p1's room too (a joins p2 after its send), so it is ordered after
+    // "only p1" there; in p2, c must see nothing but the marker.
+    await call(a, "join-pr-room", { pullRequestId: p2, username: "alice" });
+    await call(a, "send-message-to-pr-room", { pullRequestId: p2, username: "alice", message: "marker" });
+    expect((await eventsBefore(c, "marker")).filter(([name]) => name === "pr-room-message")).toEqual([]);
     a.close();
     c.close();
   });
@@ -116,7 +125,8 @@ describe("messages", () => {
     expect(await call(b, "leave-pr-room", { pullRequestId: pr, username: "bob" })).toEqual({ ok: true, pullRequestId: pr });
     expect(await call(b, "leave-pr-room", { pullRequestId: pr, username: "bob" })).toEqual({ ok: true, pullRequestId: pr });
     await call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "still there?" });
-    expect(await eventsWithin(b, 300, "pr-room-message")).toEqual([]);
+    // No order joins b's connection to a room it left: a bounded window is the only check there is.
+    await never(() => b.inboxHas((frame) => typeof frame === "string" && frame.includes("still there?")), 300, "a message to the leaver");
     expect(await call(b, "send-message-to-pr-room", { pullRequestId: pr, username: "bob", message: "x" })).toMatchObject({
       ok: false,
       error: { code: "not_joined" },
@@ -205,9 +215,9 @@ describe("refusals", () => {
     });
     expect((await send({ username: "mallory", message: "hi" })).error.code).toBe("username_mismatch");
     expect((await call(a, "join-pr-room", { pullRequestId: pr, username: "mallory" })).error.code).toBe("username_mismatch");
-    // Nothing refused reached the room.
-    expect(await eventsWithin(b, 300, "pr-room-message")).toEqual([]);
+    // Nothing refused reached the room: the first message b gets is the one sent after them.
     expect((await send({ message: "x".repeat(4000) })).ok).toBe(true);
+    expect((await b.nextEvent("pr-room-message"))[1].message).toBe("x".repeat(4000));
     a.close();
     b.close();
   });
@@ -222,7 +232,9 @@ describe("typing", () => {
     expect(await b.nextEvent("typing")).toEqual(["typing", { pullRequestId: pr, username: "alice" }]);
     a.emit("stop-typing", { pullRequestId: pr, username: "alice" });
     expect(await b.nextEvent("stop-typing")).toEqual(["stop-typing", { pullRequestId: pr, username: "alice" }]);
-    expect(await eventsWithin(a, 200, "typing")).toEqual([]);
+    await call(b, "send-message-to-pr-room", { pullRequestId: pr, username: "bob", message: "marker" });
+    // Neither its own typing nor its stop-typing came back to the typist.
+    expect((await eventsBefore(a, "marker")).filter(([name]) => name === "typing" || name === "stop-typing")).toEqual([]);
     a.close();
     b.close();
   });
@@ -238,14 +250,17 @@ describe("typing", () => {
     expect(alarm).toBeGreaterThan(Date.now() + 1000);
     // An alarm that runs early expires nobody and re-arms itself.
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    expect(await eventsWithin(b, 100, "stop-typing")).toEqual([]);
     expect(await runInDurableObject(stub, (_: PrRoom, state) => state.storage.getAlarm())).toBe(alarm);
+    // carol's arrival is the marker: anything the early alarm sent b came before it.
+    const c = await member(pr, "carol");
+    expect((await b.nextEvent())).toEqual(["pr-room-user-joined", { pullRequestId: pr, username: "carol" }]);
     // Then the real alarm fires at the deadline.
     const [, notice] = await b.nextEvent("stop-typing", 3000);
     expect(notice).toEqual({ pullRequestId: pr, username: "alice" });
     expect(await runInDurableObject(stub, (_: PrRoom, state) => state.storage.getAlarm())).toBeNull();
     a.close();
     b.close();
+    c.close();
   });
 
   it("emits stop-typing when a typist leaves or disconnects", async () => {
@@ -343,7 +358,7 @@ describe("several rooms on one connection", () => {
     const other = await member(p2, "bob");
     await call(client, "send-message-to-pr-room", { pullRequestId: p1, username: "alice", message: "one" });
     await call(other, "send-message-to-pr-room", { pullRequestId: p2, username: "bob", message: "two" });
-    const got = (await eventsWithin(client, 300, "pr-room-message")).map(([, m]) => [m.pullRequestId, m.message]);
+    const got = [(await client.nextEvent("pr-room-message"))[1], (await client.nextEvent("pr-room-message"))[1]].map((m) => [m.pullRequestId, m.message]);
     expect(got).toEqual([
       [p1, "one"],
       [p2, "two"],
