@@ -39,10 +39,17 @@ export interface Heartbeat {
   ponged?(): boolean;
 }
 
+/**
+ * Pongs nobody asked for that a session forgives (a ping in flight across a transport switch).
+ * More would let a client fake proof of reading, and socket.io-client never sends them.
+ */
+const MAX_UNSOLICITED_PONGS = 3;
+
 export class EngineSession {
   closed = false;
   app: EngineApplication | undefined;
   private readonly backlog: Backlog;
+  private unsolicitedPongs = 0;
 
   constructor(
     readonly state: EngineState,
@@ -80,7 +87,9 @@ export class EngineSession {
     const packet = decoded.value;
     switch (packet.type) {
       case "pong":
-        this.backlog.ponged();
+        if (!this.backlog.ponged() && ++this.unsolicitedPongs > MAX_UNSOLICITED_PONGS) {
+          return this.protocolError("pongs nobody asked for");
+        }
         return this.heartbeat?.pong();
       case "message":
         return this.app?.message(packet.data);
