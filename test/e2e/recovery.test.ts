@@ -18,7 +18,8 @@ let nextPr = 1_000_000 + Math.floor(Math.random() * 1_000_000) * 100;
 const freshPr = () => nextPr++;
 
 beforeAll(async () => {
-  worker = await serveWorker({ vars: { RATE_LIMIT_PER_SECOND: "1000", RATE_LIMIT_BURST: "1000", PRESENCE_GRACE_MS: "2000" } });
+  // A grace long enough that a reconnect on a loaded machine stays inside it: "nobody noticed" is checked below.
+  worker = await serveWorker({ vars: { RATE_LIMIT_PER_SECOND: "1000", RATE_LIMIT_BURST: "1000", PRESENCE_GRACE_MS: "15000" } });
 });
 afterAll(async () => {
   closeAll();
