@@ -7,7 +7,8 @@
  */
 import { configOf, engineOptions } from "../config.js";
 import { CHAT_NAMESPACE } from "../events.js";
-import { SocketServer } from "../gateway/server.js";
+import { socketIoApp } from "../session/app.js";
+import { Namespaces } from "../session/namespaces.js";
 import { PollingObject, type PollingApplication } from "../polling/object.js";
 import { gatewayChat } from "./gateway.js";
 
@@ -15,7 +16,7 @@ export class PollingSession extends PollingObject<Env> {
   protected application(): PollingApplication {
     const config = configOf(this.env);
     const upgrades = config.RECOVERY_WINDOW_MS > 0 ? ["websocket"] : [];
-    const server = new SocketServer({ upgrades }).of(CHAT_NAMESPACE, gatewayChat(this.env, config));
-    return { app: server.application, options: engineOptions(config) };
+    const namespaces = new Namespaces().of(CHAT_NAMESPACE, gatewayChat(this.env, config));
+    return { app: socketIoApp(namespaces, upgrades), options: engineOptions(config) };
   }
 }

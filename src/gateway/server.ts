@@ -96,10 +96,9 @@ export class EngineServer {
 export class SocketServer extends EngineServer {
   readonly namespaces: Namespaces;
 
-  /** `upgrades`: what its polling sessions offer (the polling object's own server decides; see PollingObject). */
-  constructor(options: EngineServerOptions & { upgrades?: readonly string[] } = {}) {
+  constructor(options: EngineServerOptions = {}) {
     const namespaces = new Namespaces();
-    super(socketIoApp(namespaces, options.upgrades), options);
+    super(socketIoApp(namespaces), options);
     this.namespaces = namespaces;
   }
 
@@ -107,11 +106,6 @@ export class SocketServer extends EngineServer {
   of<Data>(nsp: string, handler: NamespaceHandler<Data>): this {
     this.namespaces.of(nsp, handler);
     return this;
-  }
-
-  /** The application, for a polling object serving the same namespaces. */
-  get application(): EngineServerApp {
-    return this.app;
   }
 }
 

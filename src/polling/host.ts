@@ -32,6 +32,14 @@ export const MAX_POLL_RESPONSE_BYTES = 1 << 20;
 export const UPGRADE_TIMEOUT_MS = 10_000;
 /** How long the hand-over waits for work in flight (CONNECTs, commands sent to rooms) to be answered. */
 export const HANDOVER_WAIT_MS = 2_000;
+/**
+ * A GET that arrives while polling is paused is answered `6` after this long, as engine.io's
+ * 100 ms noop check does, unless the upgrade completes first (then it gets the 400 any GET
+ * after the upgrade gets). engine.io-client sends no such GET; the protocol suite does.
+ */
+export const PAUSED_POLL_MS = 100;
+/** After a client's `1` overtook its own GET, how long that GET may still come for its `6`. */
+export const CLOSED_NOOP_MS = 1_000;
 
 /** ok: the upgrade may go on; unknown: no such session; refused: this session offers no upgrade; busy: upgrading or upgraded already. */
 export type UpgradeVerdict = "ok" | "unknown" | "refused" | "busy";
@@ -54,10 +62,12 @@ export class PollingHost {
   private readonly heartbeat = new TimerHeartbeat();
   private queue: Frame[] = [];
   /** The GET waiting for something to send. */
-  private held: { answer: (body: string) => void; timer: ReturnType<typeof setTimeout> } | undefined;
+  private held: { answer: (response: Response) => void; timer: ReturnType<typeof setTimeout> } | undefined;
   private posting = false;
   private flushing = false;
   private upgradeTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When the client closed with no GET held: the GET it had out may still come, for its `6`. */
+  private closedAt: number | undefined;
 
   constructor(
     readonly sid: string,
@@ -72,9 +82,13 @@ export class PollingHost {
     // As engine.io: a polling request for a session on the WebSocket now is a transport mismatch.
     if (this.phase === "moved") return refuse(HandshakeError.BAD_REQUEST);
     const engine = this.engine;
+    if (this.closedAt !== undefined && request.method === "GET" && Date.now() - this.closedAt < CLOSED_NOOP_MS) {
+      this.closedAt = undefined;
+      return payloadResponse(NOOP);
+    }
     if (!engine || engine.closed) return refuse(HandshakeError.UNKNOWN_SID);
-    // The pong is overdue even if its timer has not run yet: the session is over.
-    if (this.heartbeat.overdue(Date.now())) {
+    // A poll after the pong was due finds the session over, even if its timer has not run yet.
+    if (request.method === "GET" && this.heartbeat.overdue(Date.now())) {
       engine.close("ping timeout");
       return refuse(HandshakeError.UNKNOWN_SID);
     }
@@ -96,11 +110,14 @@ export class PollingHost {
     return "ok";
   }
 
-  /** The probe succeeded (`2probe` answered): GETs end with `6` so the client can switch. */
+  /** The probe succeeded (`2probe` answered): GETs end with `6` (within PAUSED_POLL_MS) so the client can switch. */
   pause(): void {
     if (this.phase !== "upgrading") return;
     this.phase = "paused";
-    this.answerHeld(NOOP);
+    const held = this.held;
+    if (!held) return;
+    clearTimeout(held.timer);
+    held.timer = setTimeout(() => this.answerHeld(NOOP), PAUSED_POLL_MS);
   }
 
   /** The WebSocket went away before `5`, or timed out: polling goes on. */
@@ -121,7 +138,6 @@ export class PollingHost {
     if (!engine || engine.closed || (this.phase !== "upgrading" && this.phase !== "paused")) return undefined;
     this.clearUpgradeTimer();
     this.phase = "moving";
-    this.answerHeld(NOOP);
     // The new host keeps the beat; a pong for a ping sent here will come over there.
     this.heartbeat.stop();
     const snapshot = await this.app!.handOver(Date.now() + HANDOVER_WAIT_MS);
@@ -135,6 +151,7 @@ export class PollingHost {
     this.queue = [];
     this.phase = "moved";
     engine.moved();
+    this.answerHeld(refuse(HandshakeError.BAD_REQUEST));
     return { engine: engine.state, handshake: this.handshake!, lastPingAt: this.heartbeat.lastPingAt, queued, app: snapshot };
   }
 
@@ -159,11 +176,11 @@ export class PollingHost {
       engine.close("transport error");
       return new Response(null, { status: 400 });
     }
-    if (this.phase === "paused" || this.phase === "moving") return payloadResponse(NOOP);
-    if (this.queue.length > 0) return payloadResponse(this.take());
+    const paused = this.phase === "paused" || this.phase === "moving";
+    if (!paused && this.queue.length > 0) return payloadResponse(this.take());
     return new Promise((resolve) => {
-      const timer = setTimeout(() => this.answerHeld(NOOP), MAX_POLL_WAIT_MS);
-      this.held = { answer: (body) => resolve(payloadResponse(body)), timer };
+      const timer = setTimeout(() => this.answerHeld(NOOP), paused ? PAUSED_POLL_MS : MAX_POLL_WAIT_MS);
+      this.held = { answer: resolve, timer };
     });
   }
 
@@ -204,9 +221,14 @@ export class PollingHost {
     return new Response("ok", { headers: { "Content-Type": "text/html", "Cache-Control": "no-store" } });
   }
 
-  /** The client's `1`: the held GET ends with `6`, and the session with "transport close". */
+  /**
+   * The client's `1`: the held GET ends with `6`, and the session with "transport close".
+   * engine.io-client sends it while its long-poll GET is out; when the POST overtakes that
+   * GET, the GET still gets its `6` (within CLOSED_NOOP_MS) rather than an error.
+   */
   private clientClosed(engine: EngineSession): void {
-    this.answerHeld(NOOP);
+    if (this.held) this.answerHeld(NOOP);
+    else this.closedAt = Date.now();
     this.ended();
     engine.lost("transport close");
   }
@@ -252,12 +274,12 @@ export class PollingHost {
     return encodePayload(frames);
   }
 
-  private answerHeld(body: string): void {
+  private answerHeld(answer: string | Response): void {
     const held = this.held;
     if (!held) return;
     this.held = undefined;
     clearTimeout(held.timer);
-    held.answer(body);
+    held.answer(typeof answer === "string" ? payloadResponse(answer) : answer);
   }
 
   private ended(): void {

@@ -24,6 +24,9 @@ import type { PollingObject } from "./object.js";
 
 export type PollingStub = DurableObjectStub<PollingObject>;
 
+/** How long a second WebSocket for a session that is upgrading (or upgraded) stays open before it is closed. */
+export const DUPLICATE_CLOSE_DELAY_MS = 200;
+
 /** Answers a WebSocket handshake that names a polling session (`sid`): 101 and the upgrade, or the reference's refusal. */
 export async function upgradeFromPolling(stub: PollingStub, app: EngineServerApp, options: EngineOptions, sid: string): Promise<Response> {
   let verdict: Awaited<ReturnType<PollingObject["beginUpgrade"]>>;
@@ -37,8 +40,10 @@ export async function upgradeFromPolling(stub: PollingStub, app: EngineServerApp
   const { 0: client, 1: server } = new WebSocketPair();
   server.accept();
   server.binaryType = "arraybuffer";
-  // Upgrading or upgraded already: engine.io accepts the WebSocket and closes it at once.
-  if (verdict === "busy") server.close();
+  // Upgrading or upgraded already: engine.io accepts the WebSocket and closes it. Here a
+  // little later: frames already on their way on the first WebSocket (its 3probe) cross the
+  // dev proxy and the Worker and should not be overtaken by this close.
+  if (verdict === "busy") setTimeout(() => server.close(), DUPLICATE_CLOSE_DELAY_MS);
   else new Upgrade(stub, app, options, sid, server);
   return new Response(null, { status: 101, webSocket: client });
 }
@@ -75,10 +80,10 @@ class Upgrade {
       case "probe":
         if (frame !== "2probe") return this.fail("expected 2probe");
         this.state = "probed";
-        // Calls on one stub arrive in order: the pause is in effect before handOver, and
-        // before any GET the client sends after reading 3probe.
-        this.stub.pause().catch(() => undefined);
         this.ws.send("3probe");
+        // Calls on one stub arrive in order: the pause is in effect before handOver. A GET
+        // that reaches the object before the pause is held, and answered `6` by it.
+        this.stub.pause().catch(() => undefined);
         return;
       case "probed":
         if (frame !== "5") return this.fail("expected 5");
