@@ -59,6 +59,8 @@ export class EngineServer {
       const refused = checkCommon(request, url, options.allowedOrigins);
       if (refused) return refused;
       if (sid !== null && !SID.test(sid)) return refuse(HandshakeError.UNKNOWN_SID);
+      // Too large by its own account: answered without reading it (a body nobody reads is dropped).
+      if (Number(request.headers.get("Content-Length") ?? 0) > options.maxPayload) return new Response(null, { status: 413 });
       // A new session gets a fresh sid, and with it its own object.
       return polling.getByName(pollingObjectName(sid ?? randomId())).fetch(request);
     }
