@@ -105,7 +105,7 @@ export class GatewayRooms implements RoomAccess {
     const positions: RoomPosition[] = [];
     for (const link of this.tracked) link.giveUpAnswers(MOVED);
     for (const [key, link] of this.links) {
-      if (!link.isOpen) continue;
+      if (!link.inRoom) continue;
       positions.push(link.position === undefined ? { key, username: link.username } : { key, username: link.username, position: link.position });
     }
     this.moved = true;

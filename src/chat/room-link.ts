@@ -112,9 +112,9 @@ export class RoomLink implements JoinedRoom {
     return this.state === "closed";
   }
 
-  /** Open and in the room (answers may still be due). */
-  get isOpen(): boolean {
-    return this.state === "open";
+  /** In the room: open, or re-opening after the room dropped it (a hand-over resumes it from its position). */
+  get inRoom(): boolean {
+    return this.everOpened && (this.state === "open" || this.state === "opening");
   }
 
   /** Nothing waits to be sent to the room, and every command sent has its answer. */
