@@ -1,8 +1,9 @@
-// Load generator: real socket.io-client connections (websocket transport) against one server.
+// Load generator: real socket.io-client connections (websocket transport, or long-polling
+// with --transport polling and in s1p) against one server.
 //
-//   node bench/loadgen.mjs --url http://127.0.0.1:8787 --scenario s1|s2|s3|connect [--quick]
+//   node bench/loadgen.mjs --url http://127.0.0.1:8787 --scenario s1|s1p|s2|s3|connect [--quick]
 //        [--query "room={room}"] [--clients N] [--rooms N] [--duration S] [--rate N] [--window N]
-//        [--connect-concurrency N]
+//        [--connect-concurrency N] [--transport websocket|polling]
 //
 // stdout is JSON lines: {"event":"phase",...} as the run moves on (bench/run.mjs samples server CPU
 // and memory at those moments) and finally {"event":"result",...}. Logs go to stderr.
@@ -19,6 +20,10 @@ const SCENARIOS = {
   s2: { clients: 200, rooms: 1, mode: 'rate', rate: 1, duration: 20, quickDuration: 5 },
   // Saturation: every client keeps `window` messages awaiting their ack.
   s3: { clients: 100, rooms: 10, mode: 'window', window: 4, duration: 15, quickDuration: 5 },
+  // s1's rooms of 10 at 1 msg/s per client, over HTTP long-polling (transports: ['polling']):
+  // 20 rooms, 200 msgs/s in, 2,000 deliveries/s out. Fewer clients than s1: each one is a
+  // held GET plus a POST per message, and on our side a Durable Object per session.
+  s1p: { clients: 200, rooms: 20, mode: 'rate', rate: 1, duration: 20, quickDuration: 6, transport: 'polling' },
   // Connection setup only (connect + join).
   connect: { clients: 1000, rooms: 100, mode: 'none', duration: 0, quickDuration: 0 },
 };
@@ -44,7 +49,9 @@ const cfg = {
   rate: Number(args.rate ?? base.rate ?? 0),
   window: Number(args.window ?? base.window ?? 0),
   concurrency: Number(args['connect-concurrency'] ?? 50),
+  transport: String(args.transport ?? base.transport ?? 'websocket'),
 };
+if (cfg.transport !== 'websocket' && cfg.transport !== 'polling') fail(`unknown transport ${cfg.transport}`);
 const url = String(args.url ?? 'http://127.0.0.1:8787');
 const queryTemplate = typeof args.query === 'string' ? args.query : '';
 
@@ -124,7 +131,7 @@ function connectOne(c) {
   return new Promise((resolve) => {
     const t0 = now();
     const socket = io(url, {
-      transports: ['websocket'],
+      transports: [cfg.transport],
       forceNew: true, // one engine per client, as real browsers would have
       reconnection: false, // a dropped client must show up as loss, not be papered over
       timeout: CONNECT_TIMEOUT_MS,

@@ -13,13 +13,14 @@ import { log } from "./log.js";
 
 export { PrRoom } from "./room/pr-room.js";
 export { ConnectionRecord } from "./recovery/record.js";
+export { PollingSession } from "./chat/polling-session.js";
 
 const servers = new WeakMap<Env, SocketServer>();
 
 function socketServer(env: Env, config: Config): SocketServer {
   let server = servers.get(env);
   if (!server) {
-    server = new SocketServer().of(CHAT_NAMESPACE, gatewayChat(env, config));
+    server = new SocketServer({ polling: env.POLLING_SESSION }).of(CHAT_NAMESPACE, gatewayChat(env, config));
     servers.set(env, server);
   }
   return server;

@@ -5,10 +5,11 @@
  * leave. Before the client has its CONNECT answer (a recovery in progress), frames wait.
  */
 import type { Config } from "../config.js";
-import { ClientEvent, publicPullRequestId, roomName, ServerEvent, type ErrorBody, type PrRoomError, type Refusal } from "../events.js";
+import { ClientEvent, publicPullRequestId, roomName, ServerEvent, type ErrorBody, type ErrorCode, type PrRoomError, type Refusal } from "../events.js";
 import { log } from "../log.js";
 import { formatOffset, replaceOffset } from "../recovery/offset.js";
 import type { RecordedRoom } from "../recovery/record.js";
+import { ackFrame } from "../room/frames.js";
 import { linkUrl, LinkClose, LinkRefusal, REPLAYED_HEADER, type LinkCommand } from "../room/link.js";
 import type { Socket } from "../session/socket.js";
 import { closeQuietly, FinalLinkError, RoomLink, type LinkOpener } from "./room-link.js";
@@ -33,6 +34,20 @@ export interface GatewayIdentity {
 /** How long one attempt to reach a room may take before it counts as failed. */
 export const LINK_OPEN_TIMEOUT_MS = 5_000;
 
+/** Where a connection is in one room: what a hand-over carries to resume it elsewhere. */
+export interface RoomPosition {
+  key: string;
+  username: string;
+  /** The seq of the last message forwarded to the client; absent when none since the join. */
+  position?: number;
+}
+
+/** The answer to a command the room had not answered when the connection moved (past the hand-over's wait). */
+export const MOVED: ErrorBody = {
+  code: "room_unavailable",
+  message: "the connection moved to WebSocket before the room answered; it may or may not have been delivered",
+};
+
 export class GatewayRooms implements RoomAccess {
   private socket: Socket<unknown> | undefined;
   /** Frames for a client that has not had its CONNECT answer yet. */
@@ -43,13 +58,75 @@ export class GatewayRooms implements RoomAccess {
   private chat: ChatSession | undefined;
   /** Record writes, in order. */
   private writes: Promise<void> = Promise.resolve();
+  /** Every link not finished yet, left ones included (their answers may still be due). */
+  private readonly tracked = new Set<RoomLink>();
+  /** Set once the connection moved to another host: nothing more goes to the client from here. */
+  private moved = false;
+  /** A hand-over waiting for every link to settle. */
+  private settling: (() => void) | undefined;
 
   constructor(
     private readonly rooms: DurableObjectNamespace,
     private readonly config: Config,
     readonly who: GatewayIdentity,
     readonly record: RecordStub | undefined,
+    /** The one room this connection may join, when it was opened for one (`?pullRequestId=`). */
+    readonly only?: string,
   ) {}
+
+  /** A connection opened for one pull request joins no other (as on the direct path). */
+  refuseJoin(key: string): [ErrorCode, string] | undefined {
+    if (this.only === undefined || key === this.only) return undefined;
+    return [
+      "room_mismatch",
+      `this connection was opened for ${roomName(this.only)}; join ${roomName(key)} on a connection without pullRequestId, or one opened for it`,
+    ];
+  }
+
+  /**
+   * The connection moves to another host (a polling session upgrading): waits until every
+   * link has its answers (no later than `deadline`), so they reach the client from here,
+   * then says where it is in each room and lets go of the links (closed as `gone`: the rooms
+   * keep the member recoverable, and the new host resumes it from these positions). Answers
+   * still due at the deadline are answered MOVED; a join still on its way is given up.
+   */
+  async handOver(deadline: number): Promise<RoomPosition[]> {
+    if (!this.allSettled()) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.settling = done;
+      });
+      this.settling = undefined;
+    }
+    const positions: RoomPosition[] = [];
+    for (const link of this.tracked) link.giveUpAnswers(MOVED);
+    for (const [key, link] of this.links) {
+      if (!link.inRoom) continue;
+      positions.push(link.position === undefined ? { key, username: link.username } : { key, username: link.username, position: link.position });
+    }
+    this.moved = true;
+    for (const link of this.tracked) link.leave(true);
+    this.tracked.clear();
+    this.links.clear();
+    return positions;
+  }
+
+  private allSettled(): boolean {
+    for (const link of this.tracked) {
+      if (link.finished) this.tracked.delete(link);
+      else if (!link.settled) return false;
+    }
+    return true;
+  }
+
+  /** Something changed on a link: a waiting hand-over looks again. */
+  private changed(): void {
+    if (this.settling && this.allSettled()) this.settling();
+  }
 
   /** The chat these rooms serve: told when a room drops the connection. */
   bind(chat: ChatSession): void {
@@ -93,23 +170,39 @@ export class GatewayRooms implements RoomAccess {
   private link(key: string, username: string, joinAck: number | undefined): RoomLink {
     let saved = false;
     const link = new RoomLink(username, this.opener(key, username), {
-      frame: (frame, seq, replayed) => this.forward(key, frame, seq, replayed),
+      frame: (frame, seq, replayed) => {
+        this.forward(key, frame, seq, replayed);
+        this.changed();
+      },
       unanswered: (ids, error) => {
-        for (const id of ids) this.socket?.ack(id, { ok: false, error } satisfies Refusal);
+        if (!this.moved) for (const id of ids) this.ack(id, { ok: false, error } satisfies Refusal);
+        this.changed();
       },
       opened: () => {
-        if (saved) return;
+        this.changed();
+        if (saved || this.moved) return;
         saved = true;
         this.saveRecord();
       },
-      lost: (error, everOpened) => this.lost(key, link, error, everOpened, joinAck !== undefined),
+      lost: (error, everOpened) => {
+        this.lost(key, link, error, everOpened, joinAck !== undefined);
+        this.changed();
+      },
       left: () => this.left(key, link),
     }, this.config.RECOVERY_WINDOW_MS > 0);
     this.links.set(key, link);
+    this.tracked.add(link);
     return link;
   }
 
+  /** Answers a client's ack id; before the client has its CONNECT answer, in turn with the frames waiting. */
+  private ack(id: number, payload: Refusal): void {
+    if (this.socket) return this.socket.ack(id, payload);
+    this.pending?.push({ frame: ackFrame(id, payload), bytes: undefined });
+  }
+
   private forward(key: string, frame: string, seq: number | undefined, replayed = false): void {
+    if (this.moved) return;
     if (seq !== undefined) {
       this.positions.set(key, seq);
       // With one room the frame already says where the connection is; with more, it names them all.
@@ -122,14 +215,14 @@ export class GatewayRooms implements RoomAccess {
   }
 
   private left(key: string, link: RoomLink): void {
-    if (this.links.get(key) !== link) return;
+    if (this.moved || this.links.get(key) !== link) return;
     this.links.delete(key);
     this.positions.delete(key);
     this.saveRecord();
   }
 
   private lost(key: string, link: RoomLink, error: ErrorBody, everOpened: boolean, joinHadAck: boolean): void {
-    if (this.links.get(key) !== link) return;
+    if (this.moved || this.links.get(key) !== link) return;
     this.links.delete(key);
     this.positions.delete(key);
     this.chat?.forget(key, link);
@@ -154,7 +247,7 @@ export class GatewayRooms implements RoomAccess {
 
   private write(change: (record: RecordStub) => Promise<void>): void {
     const record = this.record;
-    if (!record) return;
+    if (!record || this.moved) return;
     this.writes = this.writes
       .then(() => change(record))
       .catch((error) => log("handler_error", { sid: this.who.sid, socketId: this.who.socketId, where: "recovery record", error: String(error) }));

@@ -107,6 +107,31 @@ export class RoomLink implements JoinedRoom {
     return this.state === "closing" || this.state === "closed";
   }
 
+  /** Gone for good, nothing more will come from it. */
+  get finished(): boolean {
+    return this.state === "closed";
+  }
+
+  /** In the room: open, or re-opening after the room dropped it (a hand-over resumes it from its position). */
+  get inRoom(): boolean {
+    return this.everOpened && (this.state === "open" || this.state === "opening");
+  }
+
+  /** Nothing waits to be sent to the room, and every command sent has its answer. */
+  get settled(): boolean {
+    return this.queue.length === 0 && this.inFlight.length === 0;
+  }
+
+  /**
+   * Stops waiting for answers (a hand-over past its wait): each command still due, sent or
+   * not, is answered `error` now, and an answer the room gives later is dropped.
+   */
+  giveUpAnswers(error: ErrorBody): void {
+    this.answerQueued(error);
+    this.flushUnanswered(error);
+    this.stopWatchdog();
+  }
+
   /**
    * Opens the link, retrying with full jitter while the room is unreachable; resolves
    * false if it never accepted. `resumeFrom` resumes a member the room already knows.

@@ -128,6 +128,16 @@ export class ChatSession {
     this.cancelExpiry?.();
   }
 
+  /**
+   * The connection is moving to another host: events still waiting for a join are refused
+   * now (no join can come before the move: the client is switching transports), and the
+   * token's expiry is set again there. The rooms stay joined.
+   */
+  settle(socket: ChatSocket): void {
+    for (const key of [...this.held.keys()]) this.release(socket, key);
+    this.cancelExpiry?.();
+  }
+
   /** A room dropped this connection for good (its access says why to the client). */
   forget(key: string, room: JoinedRoom): void {
     if (this.rooms.get(key) === room) this.rooms.delete(key);

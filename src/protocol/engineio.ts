@@ -1,9 +1,11 @@
 /**
- * Engine.IO v4 packets over the WebSocket transport: pure encode/decode, no I/O.
+ * Engine.IO v4 packets: pure encode/decode, no I/O.
  *
  * On a WebSocket each frame carries exactly one packet. A text frame is the packet
  * type digit followed by its data; a binary frame is a `message` packet whose data
- * is the raw bytes (no type byte in v4).
+ * is the raw bytes (no type byte in v4). HTTP long-polling carries several packets
+ * in one body (a payload): the same text forms joined by the record separator \x1e,
+ * binary messages as `b` + base64.
  */
 
 export const EIO_VERSION = "4";
@@ -75,4 +77,62 @@ export function exceedsPayload(frame: string | ArrayBuffer, limit: number): bool
   if (frame.length > limit) return true;
   if (frame.length * 3 <= limit) return false;
   return utf8.encode(frame).byteLength > limit;
+}
+
+/** Separates the packets of a polling payload (ASCII record separator). */
+export const RECORD_SEPARATOR = "\x1e";
+
+/**
+ * Joins frames (in their WebSocket form) into one polling payload, as engine.io-parser's
+ * encodePayload does: text frames as they are, binary frames as `b` + base64.
+ */
+export function encodePayload(frames: Array<string | ArrayBuffer>): string {
+  let payload = "";
+  for (let i = 0; i < frames.length; i++) {
+    const frame = frames[i]!;
+    if (i > 0) payload += RECORD_SEPARATOR;
+    payload += typeof frame === "string" ? frame : "b" + toBase64(frame);
+  }
+  return payload;
+}
+
+/**
+ * Splits a polling payload into frames in their WebSocket form (`b` + base64 becomes
+ * an ArrayBuffer). All or nothing: a payload with one bad packet is refused whole,
+ * where engine.io-parser returns the packets before it and then an error packet (on
+ * which the reference server closes the session anyway). Packet types are checked
+ * here; what a packet says is for decodeEnginePacket.
+ */
+export function decodePayload(text: string): DecodeResult<Array<string | ArrayBuffer>> {
+  const frames: Array<string | ArrayBuffer> = [];
+  for (const part of text.split(RECORD_SEPARATOR)) {
+    if (part.length === 0) return { ok: false, reason: "empty packet in payload" };
+    if (part[0] === "b") {
+      const bytes = fromBase64(part.slice(1));
+      if (!bytes) return { ok: false, reason: "bad base64 in payload" };
+      frames.push(bytes);
+    } else if (NAME_BY_DIGIT[part[0]!] === undefined) {
+      return { ok: false, reason: `unknown packet type ${JSON.stringify(part[0])} in payload` };
+    } else frames.push(part);
+  }
+  return { ok: true, value: frames };
+}
+
+function toBase64(buffer: ArrayBuffer): string {
+  const bytes = new Uint8Array(buffer);
+  let binary = "";
+  // In slices: String.fromCharCode takes its arguments on the stack.
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Strict base64 (padded, no white space), or undefined. */
+function fromBase64(text: string): ArrayBuffer | undefined {
+  if (!BASE64.test(text)) return undefined;
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes.buffer;
 }

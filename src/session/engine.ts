@@ -30,7 +30,8 @@ export interface EngineApplication {
 
 /** Who pings and judges pongs: timers in a Worker or a polling object; a room's alarm otherwise. */
 export interface Heartbeat {
-  start(session: EngineSession): void;
+  /** Starts the beat; `lastPingAt` (ms since the epoch) keeps the phase of a session that moved here. */
+  start(session: EngineSession, lastPingAt?: number): void;
   pong(): void;
   stop(): void;
   /** A ping went out (heartbeat or probe). */
@@ -54,7 +55,7 @@ export class EngineSession {
   constructor(
     readonly state: EngineState,
     private readonly transport: EngineTransport,
-    readonly options: Pick<EngineOptions, "pingInterval" | "pingTimeout" | "maxPayload" | "maxBacklog">,
+    readonly options: Pick<EngineOptions, "pingInterval" | "pingTimeout" | "maxPayload" | "maxBacklog" | "connectTimeout">,
     private readonly heartbeat?: Heartbeat,
   ) {
     this.backlog = new Backlog(options.maxBacklog);
@@ -71,9 +72,24 @@ export class EngineSession {
     this.heartbeat?.start(this);
   }
 
-  /** Resumes a session opened elsewhere (a room after hibernation, or the WebSocket after an upgrade). */
-  resume(): void {
-    this.heartbeat?.start(this);
+  /**
+   * Resumes a session opened elsewhere (a room after hibernation, or the WebSocket after an
+   * upgrade). `lastPingAt` is when the client was last pinged there: the next ping comes
+   * pingInterval after it, as the client's own ping timer expects.
+   */
+  resume(lastPingAt?: number): void {
+    this.heartbeat?.start(this, lastPingAt);
+  }
+
+  /**
+   * The session moved to another host (a polling session upgraded to WebSocket): it ends
+   * here without a word to the application (which handed itself over) or to the client.
+   */
+  moved(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.heartbeat?.stop();
+    log("moved", { sid: this.sid });
   }
 
   /** Handles one frame from the client. */
@@ -193,10 +209,20 @@ export class TimerHeartbeat implements Heartbeat {
   private session: EngineSession | undefined;
   private pingTimer: ReturnType<typeof setTimeout> | null = null;
   private pongTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When a ping (heartbeat or probe) last went out; 0 before the first. */
+  lastPingAt = 0;
 
-  start(session: EngineSession): void {
+  start(session: EngineSession, lastPingAt?: number): void {
     this.session = session;
-    this.schedule();
+    if (lastPingAt === undefined) return this.schedule();
+    this.lastPingAt = lastPingAt;
+    // The client's ping timer runs from the last ping it got, or from the open packet.
+    const due = (lastPingAt || session.state.openedAt) + session.options.pingInterval;
+    this.schedule(Math.max(0, Math.min(session.options.pingInterval, due - Date.now())));
+  }
+
+  pinged(): void {
+    this.lastPingAt = Date.now();
   }
 
   pong(): void {
@@ -213,13 +239,18 @@ export class TimerHeartbeat implements Heartbeat {
     this.pingTimer = this.pongTimer = null;
   }
 
-  private schedule(): void {
+  private schedule(delay = this.session!.options.pingInterval): void {
     const session = this.session!;
     clearTimeout(this.pingTimer);
     this.pingTimer = setTimeout(() => {
       this.pingTimer = null;
       session.ping();
       this.pongTimer = setTimeout(() => session.close("ping timeout"), session.options.pingTimeout);
-    }, session.options.pingInterval);
+    }, delay);
+  }
+
+  /** Whether the pong for the last heartbeat ping is overdue (its timer may not have run yet). */
+  overdue(now: number): boolean {
+    return this.pongTimer !== null && now - this.lastPingAt >= this.session!.options.pingTimeout;
   }
 }

@@ -30,6 +30,17 @@ export interface NamespaceHandler<Data = any> {
   disconnect?(socket: Socket<Data>, reason: DisconnectReason): void | Promise<void>;
   /** Rebuilds a socket's data after its host slept (a room's hibernation). Required by hosts that sleep. */
   restore?(state: SocketState, sid: string): Data;
+  /**
+   * The session is moving to another host (a polling session upgrading to WebSocket): let
+   * work in flight finish (no later than `deadline`, ms since the epoch) so its answers are
+   * sent here, then stop and return what the new host needs (plain, cloneable data). The
+   * socket sends nothing after this. Without it, the socket moves with no application state.
+   */
+  handOver?(socket: Socket<Data>, deadline: number): unknown | Promise<unknown>;
+  /** Rebuilds a socket's data on the host it moved to, from what handOver returned. */
+  takeOver?(state: SocketState, snapshot: unknown, sid: string): Data | Promise<Data>;
+  /** Runs once a socket that moved here is in place (frames it sends now go after everything handed over). */
+  takenOver?(socket: Socket<Data>): void;
 }
 
 /** Looks up a namespace's application. */

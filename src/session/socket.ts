@@ -32,7 +32,8 @@ export interface SocketState {
 export class Socket<Data = unknown> {
   /** Application state for this connection; the session never reads it. */
   data: Data;
-  private nextAckId = 0;
+  /** @internal The id of the next ack this side asks for; carried when the session moves. */
+  nextAckId = 0;
   private readonly pendingAcks = new Map<number, (...args: unknown[]) => void>();
   connected = true;
 

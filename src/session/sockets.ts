@@ -18,11 +18,26 @@ import type { NamespaceRegistry } from "./namespaces.js";
 import { Socket, type SocketState, type SocketTransport } from "./socket.js";
 import type { DisconnectReason, Frame, Handshake } from "./types.js";
 
+/** A binary packet whose attachments are still coming. */
+interface PendingBinary {
+  packet: SocketPacket;
+  buffers: ArrayBuffer[];
+}
+
+/** What a SocketLayer hands to the host its session moves to: plain, cloneable data. */
+export interface SocketLayerSnapshot {
+  sockets: Array<{ nsp: string; state: SocketState; nextAckId: number; app: unknown }>;
+  /** A binary packet whose attachments come on the new transport (a polling POST may split one). */
+  pendingBinary?: PendingBinary;
+}
+
 export class SocketLayer implements EngineApplication, SocketTransport {
   private readonly sockets = new Map<string, Socket>();
-  /** Namespaces whose CONNECT is being decided (async handlers). */
-  private readonly connecting = new Set<string>();
-  private pendingBinary: { packet: SocketPacket; buffers: ArrayBuffer[] } | undefined;
+  /** Namespaces whose CONNECT is being decided (async handlers), and when each is decided. */
+  private readonly connecting = new Map<string, Promise<void>>();
+  private pendingBinary: PendingBinary | undefined;
+  /** Called once when the session closes (a host clears its timers then). */
+  onClosed: (() => void) | undefined;
 
   constructor(
     private readonly engine: EngineSession,
@@ -88,6 +103,50 @@ export class SocketLayer implements EngineApplication, SocketTransport {
   /** The Engine.IO session closed: every namespace socket sees `reason`. */
   closed(reason: DisconnectReason): void {
     for (const socket of [...this.sockets.values()]) this.leaveNamespace(socket, reason);
+    this.onClosed?.();
+    this.onClosed = undefined;
+  }
+
+  /**
+   * The session moves to another host: CONNECTs being decided finish first (their answers
+   * must go out here), then each namespace's application settles and says what to carry.
+   * Undefined when a CONNECT is still undecided at `deadline`: such a session cannot move.
+   */
+  async handOver(deadline: number): Promise<SocketLayerSnapshot | undefined> {
+    if (this.connecting.size > 0) {
+      const decided = Promise.all(this.connecting.values()).then(() => true);
+      if (!(await before(decided, deadline))) return undefined;
+    }
+    const sockets = await Promise.all(
+      Array.from(this.sockets, async ([nsp, socket]) => {
+        const handler = this.namespaces.get(nsp);
+        const app = await handler?.handOver?.(socket, deadline);
+        return { nsp, state: socket.state, nextAckId: socket.nextAckId, app };
+      }),
+    );
+    this.onClosed?.();
+    this.onClosed = undefined;
+    return this.pendingBinary ? { sockets, pendingBinary: this.pendingBinary } : { sockets };
+  }
+
+  /**
+   * Puts back the sockets of a session that moved here, with the ids the client knows, and
+   * runs each application's takenOver once all are in place.
+   */
+  async takeOver(snapshot: SocketLayerSnapshot): Promise<void> {
+    const taken = await Promise.all(
+      snapshot.sockets.map(async ({ nsp, state, nextAckId, app }) => {
+        const handler = this.namespaces.get(nsp);
+        if (!handler) return undefined;
+        const data = handler.takeOver ? await handler.takeOver(state, app, this.sid) : handler.restore?.(state, this.sid);
+        const socket = new Socket(state, nsp, {}, this, data);
+        socket.nextAckId = nextAckId;
+        return { socket, handler };
+      }),
+    );
+    this.pendingBinary = snapshot.pendingBinary;
+    for (const entry of taken) if (entry) this.sockets.set(entry.socket.nsp, entry.socket);
+    for (const entry of taken) if (entry) this.runHandler(entry.socket, () => entry.handler.takenOver?.(entry.socket));
   }
 
   message(data: string | ArrayBuffer): void {
@@ -115,7 +174,11 @@ export class SocketLayer implements EngineApplication, SocketTransport {
     const socket = this.sockets.get(packet.nsp);
     if (packet.type === SocketPacketType.CONNECT) {
       if (socket || this.connecting.has(packet.nsp)) return this.engine.protocolError(`second CONNECT to ${packet.nsp}`);
-      return void this.connect(packet.nsp, (packet.data as Record<string, unknown> | undefined) ?? {});
+      const nsp = packet.nsp;
+      const decided = this.connect(nsp, (packet.data as Record<string, unknown> | undefined) ?? {});
+      // Deleted again once decided (connect awaits the handler before anything else).
+      if (this.namespaces.get(nsp)) this.connecting.set(nsp, decided);
+      return;
     }
     if (!socket) return this.engine.protocolError(`packet for ${packet.nsp} before CONNECT`);
     switch (packet.type) {
@@ -137,7 +200,6 @@ export class SocketLayer implements EngineApplication, SocketTransport {
   private async connect(nsp: string, auth: Record<string, unknown>): Promise<void> {
     const handler = this.namespaces.get(nsp);
     if (!handler) return this.sendConnectError(nsp, { message: "Invalid namespace" });
-    this.connecting.add(nsp);
     let decision: Awaited<ReturnType<typeof handler.connect>>;
     try {
       decision = await handler.connect({ auth, handshake: this.handshake, sid: this.sid });
@@ -178,5 +240,16 @@ export class SocketLayer implements EngineApplication, SocketTransport {
     } catch (error) {
       report(error);
     }
+  }
+}
+
+/** Whether `promise` resolves true before `deadline` (ms since the epoch). */
+async function before(promise: Promise<boolean>, deadline: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()))));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

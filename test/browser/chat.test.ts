@@ -369,4 +369,32 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
       { who: "johndoe", text: "after", own: false },
     ]);
   });
+
+  it("works over long-polling only (transport=polling), beside a WebSocket page", async () => {
+    const pr = freshPr();
+    const context = await browser.newContext({ viewport: { width: 400, height: 700 } });
+    contexts.push(context);
+    const polling = await context.newPage();
+    polling.on("pageerror", (error) => pageErrors.push(`polling: ${error.message}`));
+    const transports = new Set<string>();
+    polling.on("request", (request) => {
+      const url = new URL(request.url());
+      if (url.pathname === "/socket.io/") transports.add(url.searchParams.get("transport") ?? "");
+    });
+    polling.on("websocket", () => transports.add("websocket"));
+    await polling.goto(`${worker.url}/?pr=${pr}&user=pollster&transport=polling`);
+    await joined(polling);
+    const ws = await openChat(pr, "socketeer");
+    await expect.poll(() => people(polling), { timeout: WAIT }).toEqual(["pollster", "socketeer"]);
+    await send(polling, "over polling");
+    await send(ws, "over a WebSocket");
+    const expected = [
+      { who: "pollster", text: "over polling", own: true },
+      { who: "socketeer", text: "over a WebSocket", own: false },
+    ];
+    await expect.poll(() => shown(polling), { timeout: WAIT }).toEqual(expected);
+    await expect.poll(() => shown(ws), { timeout: WAIT }).toEqual(expected.map((m) => ({ ...m, own: !m.own })));
+    // It never left polling.
+    expect([...transports]).toEqual(["polling"]);
+  });
 });

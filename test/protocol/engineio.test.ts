@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
   decodeEnginePacket,
+  decodePayload,
   encodeEnginePacket,
   encodeMessage,
   encodeOpen,
+  encodePayload,
   exceedsPayload,
 } from "../../src/protocol/engineio.js";
 
@@ -52,5 +54,46 @@ describe("Engine.IO v4 frames", () => {
     expect(exceedsPayload("😀".repeat(3), 10)).toBe(true); // 6 UTF-16 units, 12 bytes
     expect(exceedsPayload(new Uint8Array(11).buffer, 10)).toBe(true);
     expect(exceedsPayload(new Uint8Array(10).buffer, 10)).toBe(false);
+  });
+});
+
+describe("Engine.IO v4 polling payloads", () => {
+  const bytes = (...values: number[]) => new Uint8Array(values).buffer;
+
+  it("joins frames with the record separator, binary as b + base64", () => {
+    expect(encodePayload(["4hello"])).toBe("4hello");
+    expect(encodePayload(["4test1", "4test2", "2"])).toBe("4test1\x1e4test2\x1e2");
+    expect(encodePayload(["4hello", bytes(1, 2, 3, 4)])).toBe("4hello\x1ebAQIDBA==");
+    expect(encodePayload([bytes()])).toBe("b");
+    expect(encodePayload([])).toBe("");
+  });
+
+  it("encodes large binary frames without blowing the stack", () => {
+    const big = new Uint8Array(200_000).map((_, i) => i % 251);
+    const payload = encodePayload([big.buffer]);
+    const decoded = decodePayload(payload);
+    expect(decoded.ok && [...new Uint8Array(decoded.value[0] as ArrayBuffer)]).toEqual([...big]);
+  });
+
+  it("splits a payload frame by frame", () => {
+    expect(decodePayload("4hello")).toEqual({ ok: true, value: ["4hello"] });
+    expect(decodePayload("3\x1e4a\x1e1")).toEqual({ ok: true, value: ["3", "4a", "1"] });
+    const mixed = decodePayload("4hello\x1ebAQIDBA==");
+    expect(mixed.ok).toBe(true);
+    if (!mixed.ok) return;
+    expect(mixed.value[0]).toBe("4hello");
+    expect([...new Uint8Array(mixed.value[1] as ArrayBuffer)]).toEqual([1, 2, 3, 4]);
+  });
+
+  it.each([
+    ["", "empty payload"],
+    ["4a\x1e", "empty last packet"],
+    ["abc", "unknown type"],
+    ["4a\x1e9", "unknown type later"],
+    ["b!!!", "not base64"],
+    ["bAQ", "unpadded base64"],
+    ["bAQ ID", "white space in base64"],
+  ])("refuses %j (%s)", (payload) => {
+    expect(decodePayload(payload).ok).toBe(false);
   });
 });

@@ -26,7 +26,7 @@ import {
   SocketPacketType as T,
   type SocketPacket,
 } from "../../src/protocol/socketio.js";
-import { NOT_APPLICABLE, payloadCodec, STRICTER, ZERO_ATTACHMENT_PACKETS } from "./vectors/differences.js";
+import { payloads, STRICTER, ZERO_ATTACHMENT_PACKETS } from "./vectors/differences.js";
 import { toArrayBuffer, wireForm } from "./vectors/revive.js";
 
 // ------------------------------------------------------------------ seeded generation
@@ -427,14 +427,9 @@ function engineForm(packet: { type: string; data?: unknown }): unknown {
   return wireForm(packet.type === "message" && packet.data === undefined ? { ...packet, data: "" } : packet);
 }
 
-/**
- * Polling payloads (`\x1e`-joined, binary as `b`+base64): src/protocol/engineio.ts has no
- * encodePayload/decodePayload yet. These run against the signatures in
- * vectors/differences.ts (PayloadCodec) as soon as both are exported; until then they
- * show as skipped.
- */
-describe.skipIf(!payloadCodec())("engine.io-parser, differential: polling payloads", () => {
-  const codec = payloadCodec()!;
+/** Polling payloads (`\x1e`-joined, binary as `b`+base64): ours against engine.io-parser's. */
+describe("engine.io-parser, differential: polling payloads", () => {
+  const codec = payloads;
   // engine.io-parser's browser build (the one workerd resolves) base64-encodes through FileReader.
   const hadFileReader = "FileReader" in globalThis;
   beforeAll(() => {
@@ -483,8 +478,4 @@ describe.skipIf(!payloadCodec())("engine.io-parser, differential: polling payloa
       if (theirs.some((packet) => packet.type === "error")) expect(codec.decodePayload(payload).ok, JSON.stringify(payload)).toBe(false);
     }
   });
-});
-
-describe.runIf(!payloadCodec())("engine.io-parser, differential: polling payloads", () => {
-  it.skip(`n/a until then: ${NOT_APPLICABLE.payload}`, () => {});
 });

@@ -23,11 +23,10 @@ describe("handshake", () => {
     });
   });
 
-  it("refuses polling and says how to connect", async () => {
-    const { status, body } = await handshake("EIO=4&transport=polling", {});
-    expect(status).toBe(400);
-    expect(body.code).toBe(0);
-    expect(body.message).toContain("transports: ['websocket']");
+  it("serves polling too (test/worker/polling.test.ts)", async () => {
+    const response = await exports.default.fetch("http://localhost/socket.io/?EIO=4&transport=polling");
+    expect(response.status).toBe(200);
+    expect(await response.text()).toMatch(/^0\{"sid":/);
   });
 
   it("refuses a websocket handshake without an upgrade, and unknown sessions", async () => {

@@ -23,9 +23,7 @@ export const NOT_APPLICABLE = {
   nodeBuffer: "a Node Buffer as a received frame: workerd hands binary frames over as ArrayBuffer",
   base64Packet:
     "a single `b`+base64 packet is the polling form of binary (supportsBinary=false); on a WebSocket binary is a binary frame. The payload vectors cover `b` framing",
-  stream: "WebTransport length-prefixed stream framing (createPacketEncoderStream/DecoderStream): we serve WebSocket only",
-  payload:
-    "polling payloads: src/protocol/engineio.ts has no encodePayload/decodePayload yet (WebSocket only); these run as soon as both are exported",
+  stream: "WebTransport length-prefixed stream framing (createPacketEncoderStream/DecoderStream): we serve WebSocket and HTTP long-polling only",
 } as const;
 
 /**
@@ -38,7 +36,11 @@ export const STRICTER = {
   numericEventName:
     "numeric event name: socket.io-parser accepts [1, …]; we refuse it (README › Known limits) as no socket.io-client API emits one and handlers are keyed by string",
   base64TextFrame:
-    "`b`+base64 text frame: engine.io-parser decodes it as binary on any transport; we refuse it on a WebSocket, where EIO4 clients send binary frames",
+    "`b`+base64 text frame: engine.io-parser decodes it as binary on any transport; we refuse it on a WebSocket, where EIO4 clients send binary frames (in a polling payload it is binary, as upstream)",
+  payloadAllOrNothing:
+    "a polling payload with a bad packet: engine.io-parser returns the packets before it, then an error packet; we refuse the whole payload (the reference server closes the session on the error packet anyway)",
+  strictBase64:
+    "`b`+base64 in a polling payload: engine.io-parser's browser build decodes any text leniently; we take padded base64 only (every client encodes so)",
   looseNumbers:
     "socket.io-parser reads the type, attachment count and ack id with Number() and `Number(c) == c`, so whitespace or an empty string reads as 0 and `1.0`, `+1`, `0x1`, `1e0`, `001` pass as counts; we take ASCII digits only (type: one, count: one or two)",
   ackIdRange: "ack ids past 2^53: socket.io-parser keeps a rounded Number; we refuse them",
@@ -49,17 +51,13 @@ export const STRICTER = {
     "a placeholder whose num is a fraction (0.5): socket.io-parser indexes the attachments with it and leaves a hole (undefined); we refuse it",
 } as const;
 
-/** The optional polling-payload API (WebSocket-only today); see NOT_APPLICABLE.payload. */
+/** The polling-payload API (src/protocol/engineio.ts encodePayload / decodePayload). */
 export interface PayloadCodec {
   encodePayload(frames: Array<string | ArrayBuffer>): string;
   decodePayload(text: string): { ok: true; value: Array<string | ArrayBuffer> } | { ok: false; reason: string };
 }
 
-/** Our encodePayload/decodePayload once src/protocol/engineio.ts exports both, else undefined. */
-export function payloadCodec(): PayloadCodec | undefined {
-  const mod = engineio as unknown as Partial<PayloadCodec>;
-  return typeof mod.encodePayload === "function" && typeof mod.decodePayload === "function" ? (mod as PayloadCodec) : undefined;
-}
+export const payloads: PayloadCodec = engineio;
 
 /**
  * Not in upstream's test files: socket.io-parser 4.2.7 refuses a binary packet that

@@ -1,0 +1,63 @@
+/**
+ * The Durable Object behind each long-polling session, generic over its application the
+ * way DirectSessions is: a subclass says which application it serves (the chat, or a
+ * protocol fixture) and with which Engine.IO options. One object per session, named
+ * `eio:<sid>` by the Worker; everything lives in memory (a restarted object has no
+ * session, and the client gets 400 "Session ID unknown", reconnects and recovers).
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { EngineServerApp, SessionHandOver } from "../session/app.js";
+import type { EngineOptions } from "../session/types.js";
+import { PollingHost, type UpgradeVerdict } from "./host.js";
+
+/** The object's name for a session id. */
+export function pollingObjectName(sid: string): string {
+  return `eio:${sid}`;
+}
+
+export interface PollingApplication {
+  app: EngineServerApp;
+  options: EngineOptions;
+}
+
+export abstract class PollingObject<E = unknown> extends DurableObject<E> {
+  private host: PollingHost | undefined;
+
+  /** What this object serves; asked once, on the first request. */
+  protected abstract application(): PollingApplication;
+
+  private get polling(): PollingHost {
+    if (!this.host) {
+      const name = this.ctx.id.name;
+      if (!name?.startsWith("eio:")) throw new Error("polling sessions are reached by name (eio:<sid>)");
+      const { app, options } = this.application();
+      this.host = new PollingHost(name.slice(4), options, app);
+    }
+    return this.host;
+  }
+
+  /** The client's polling requests, forwarded by the Worker as they came. */
+  override fetch(request: Request): Promise<Response> {
+    return this.polling.fetch(request);
+  }
+
+  /** A WebSocket with this sid reached the Worker. */
+  async beginUpgrade(): Promise<UpgradeVerdict> {
+    return this.polling.beginUpgrade();
+  }
+
+  /** The Worker answered `2probe`: polling answers `6` from now on. */
+  async pause(): Promise<void> {
+    this.polling.pause();
+  }
+
+  /** The WebSocket went away before `5`. */
+  async abortUpgrade(): Promise<void> {
+    this.polling.abortUpgrade();
+  }
+
+  /** The client sent `5`: the session's state and queued frames, for the Worker to carry on. */
+  async handOver(): Promise<SessionHandOver | undefined> {
+    return this.polling.handOver();
+  }
+}

@@ -1,0 +1,2 @@
+// Ours, not upstream's: stands in for the suite's node-imports.js. See ../harness.js and NOTICE.
+import "../harness.js";
