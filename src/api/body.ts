@@ -6,6 +6,7 @@
  */
 import { createMiddleware } from "hono/factory";
 import { configOf } from "../config.js";
+import { readAtMost } from "../http/read-capped.js";
 import type { ApiEnv } from "./env.js";
 import { ApiError } from "./errors.js";
 
@@ -20,31 +21,6 @@ export const cappedBody = createMiddleware<ApiEnv>(async (c, next) => {
   c.req.raw = new Request(c.req.raw, { body: bytes });
   await next();
 });
-
-/** The whole stream, or undefined (and the stream cancelled) once it passes `max` bytes. */
-export async function readAtMost(body: ReadableStream<Uint8Array> | null, max: number): Promise<Uint8Array | undefined> {
-  if (!body) return new Uint8Array(0);
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
-}
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 

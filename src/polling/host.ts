@@ -23,6 +23,7 @@ import { frameBytes } from "../session/backlog.js";
 import { EngineSession, TimerHeartbeat, type EngineTransport } from "../session/engine.js";
 import { HandshakeError, handshakeOf, refuse } from "../session/handshake.js";
 import type { EngineOptions, Frame, Handshake } from "../session/types.js";
+import { readAtMost } from "../http/read-capped.js";
 
 /** A held GET is answered `6` after this long with nothing to send (proxies cut idle HTTP responses at ~100 s). */
 export const MAX_POLL_WAIT_MS = 50_000;
@@ -301,25 +302,6 @@ function payloadResponse(body: string): Response {
 
 /** Reads a body as UTF-8 text, or undefined as soon as it passes `limit` bytes (never buffering more). */
 async function readText(request: Request, limit: number): Promise<string | undefined> {
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => undefined);
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  const bytes = await readAtMost(request.body, limit);
+  return bytes && new TextDecoder().decode(bytes);
 }
