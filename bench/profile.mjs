@@ -21,7 +21,7 @@ mkdirSync(logDir, { recursive: true });
 const hardCap = setTimeout(() => { console.error('profile: hard time cap'); process.exit(2); }, 120_000);
 
 const spec = (await describeServers({ observability: 'off' }))[which];
-if (!spec) throw new Error(`--server must be ours or floor, not ${which}`);
+if (!spec) throw new Error(`--server must be one of ${Object.keys(await describeServers({ observability: "off" })).join(", ")}, not ${which}`);
 const inspectorPort = spec.argv[spec.argv.indexOf('--inspector-port') + 1];
 const server = await startServer(which, spec, { cpu: null, logDir });
 

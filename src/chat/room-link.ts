@@ -280,7 +280,7 @@ export class RoomLink implements JoinedRoom {
     const index = this.inFlight.findIndex((entry) => entry.id === id);
     if (index === -1) return false;
     this.inFlight.splice(index, 1);
-    if (this.inFlight.length === 0) this.stopWatchdog();
+    // The watchdog is left to lapse: re-arming it per command would cost a timer per message.
     return true;
   }
 
@@ -326,7 +326,7 @@ export class RoomLink implements JoinedRoom {
     this.events.unanswered(this.inFlight.splice(0).map((entry) => entry.id), error);
   }
 
-  /** While commands await answers, checks that the room still gives them. */
+  /** While commands await answers, checks that the room still gives them; it lapses once none do. */
   private startWatchdog(): void {
     if (this.watchdog !== null) return;
     this.watchdog = setTimeout(() => {

@@ -60,8 +60,14 @@ export class Backlog {
   }
 }
 
-/** UTF-8 length of a string without encoding it. */
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * UTF-8 length of a string without encoding it. Most frames are ASCII: a native scan says
+ * so and their length is the answer; only others pay for the loop.
+ */
 export function utf8Length(text: string): number {
+  if (!NON_ASCII.test(text)) return text.length;
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
