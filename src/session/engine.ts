@@ -26,6 +26,8 @@ export interface EngineTransport {
 export interface EngineApplication {
   message(data: string | ArrayBuffer): void;
   closed(reason: DisconnectReason): void;
+  /** The application's ids for log lines (Socket.IO: `socketId`), so the session's lines join its own. */
+  logIds?(): Record<string, string | undefined>;
 }
 
 /** Who pings and judges pongs: timers in a Worker or a polling object; a room's alarm otherwise. */
@@ -89,7 +91,7 @@ export class EngineSession {
     if (this.closed) return;
     this.closed = true;
     this.heartbeat?.stop();
-    log("moved", { sid: this.sid });
+    log("moved", { sid: this.sid, ...this.app?.logIds?.() });
   }
 
   /** Handles one frame from the client. */
@@ -186,20 +188,21 @@ export class EngineSession {
 
   private end(reason: DisconnectReason, code: number | undefined): boolean {
     if (this.closed) return false;
+    const ids = this.app?.logIds?.();
     this.app?.closed(reason);
     this.closed = true;
     this.heartbeat?.stop();
-    log("disconnect", { sid: this.sid, reason, code, seconds: Math.round((Date.now() - this.state.openedAt) / 1000) });
+    log("disconnect", { sid: this.sid, ...ids, reason, code, seconds: Math.round((Date.now() - this.state.openedAt) / 1000) });
     return true;
   }
 
   protocolError(reason: string): void {
-    log("protocol_error", { sid: this.sid, reason: reason.slice(0, 200) });
+    log("protocol_error", { sid: this.sid, ...this.app?.logIds?.(), reason: reason.slice(0, 200) });
     this.close("parse error", CloseCode.protocolError, "protocol error");
   }
 
   private cut(): void {
-    log("slow_reader", { sid: this.sid, owed: this.backlog.owed });
+    log("slow_reader", { sid: this.sid, ...this.app?.logIds?.(), owed: this.backlog.owed });
     this.close("slow reader", CloseCode.tryAgainLater, "slow reader: reconnect");
   }
 }

@@ -53,6 +53,12 @@ export class SocketLayer implements EngineApplication, SocketTransport {
     return this.engine.sid;
   }
 
+  /** The Socket.IO ids of this session (one per connected namespace), for the session's log lines. */
+  logIds(): { socketId?: string } {
+    const ids = Array.from(this.sockets.values(), (socket) => socket.id).join(",");
+    return ids ? { socketId: ids } : {};
+  }
+
   /** Connected namespaces, for the connect timeout. */
   get socketCount(): number {
     return this.sockets.size;

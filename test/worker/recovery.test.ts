@@ -3,6 +3,8 @@
  * answer's pid, offsets on room events, replay of exactly what was missed, and every
  * way a recovery must fail closed (a fresh connection, never a half or foreign replay).
  */
+import { env } from "cloudflare:workers";
+import { evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { until } from "../shared/until.js";
 import { call, member, openRaw, PATHS, type QueryFor, RawClient } from "./raw-client.js";
@@ -166,6 +168,27 @@ describe.each(PATHS)("recovery frame by frame on the %s path", (_, queryFor) => 
     const back = await openRaw(queryFor(pr));
     expect((await connectWith(back, { pid: alice.pid })).sid).not.toBe(alice.sid);
     back.close();
+  });
+});
+
+describe("recovery across a restart of the room's object", () => {
+  it.each(PATHS)("on the %s path, the client comes back with what was said while the room restarted", async (_, queryFor) => {
+    const pr = freshPr();
+    const alice = await recoverableMember(queryFor, pr, "alice");
+    await call(alice.client, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "before" });
+    const [, offset] = await nextMessage(alice.client);
+    alice.client.close();
+    await alice.client.waitClosed().catch(() => undefined);
+    // The room's object is evicted with its sockets, and everything in memory with it.
+    await evictDurableObject(env.PR_ROOM.getByName(`pr:${pr}`), { webSockets: "close" });
+    const bob = await member(queryFor, pr, "bob");
+    await call(bob, "send-message-to-pr-room", { pullRequestId: pr, username: "bob", message: "after the restart" });
+    const back = await openRaw(queryFor(pr));
+    expect(await connectWith(back, { pid: alice.pid, offset })).toEqual({ sid: alice.sid, pid: alice.pid });
+    const [missed] = await nextMessage(back);
+    expect([missed.message, missed.seq]).toEqual(["after the restart", 2]);
+    back.close();
+    bob.close();
   });
 });
 
