@@ -29,7 +29,7 @@ function panel({ x, y, w, h, title, scenarios, servers, value, log, unit }) {
       const bh = Math.max(1, scale(v) * (h - 14));
       const bx = gx + j * barW;
       out += `<rect x="${bx.toFixed(1)}" y="${(y + h - bh).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${bh.toFixed(1)}" fill="${COLORS[n] ?? '#999'}"><title>${esc(`${n} ${s}: ${Math.round(v).toLocaleString('en-US')} ${unit}`)}</title></rect>`;
-      out += `<text x="${(bx + barW / 2 - 1).toFixed(1)}" y="${(y + h - bh - 3).toFixed(1)}" font-size="8" text-anchor="middle">${esc(v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 ? Math.round(v) : v.toFixed(1))}</text>`;
+      out += `<text x="${(bx + barW / 2 - 1).toFixed(1)}" y="${(y + h - bh - 3).toFixed(1)}" font-size="7" text-anchor="middle">${esc(v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 ? Math.round(v) : v.toFixed(1))}</text>`;
     });
     out += `<text x="${(x + i * groupW + groupW / 2).toFixed(1)}" y="${y + h + 14}" font-size="11" text-anchor="middle">${esc(s)}</text>`;
   });
@@ -45,8 +45,8 @@ export function renderChart(report) {
   let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui,sans-serif" fill="#1f2328">`;
   svg += `<rect width="${W}" height="${H}" fill="#fff"/>`;
   svg += `<text x="20" y="22" font-size="14" font-weight="700">PR-room bench, ${esc(report.mode)} run of ${esc(report.startedAt.slice(0, 10))} (${esc(report.observability.split(' ')[0])} observability, ${esc(report.pinning.split(':')[0])})</text>`;
-  svg += panel({ x: 30, y: 70, w: 380, h: 190, title: 'Delivered messages per second (higher is better)', scenarios, servers, value: (n, s) => result(n, s)?.deliveredPerSec, unit: 'msgs/s' });
-  svg += panel({ x: 460, y: 70, w: 380, h: 190, title: 'p99 latency, ms (lower is better)', scenarios, servers, value: (n, s) => result(n, s)?.latencyMs?.p99, log: true, unit: 'ms' });
+  svg += panel({ x: 30, y: 70, w: 380, h: 190, title: 'Delivered msgs/s (higher is better)', scenarios, servers, value: (n, s) => result(n, s)?.deliveredPerSec, log: true, unit: 'msgs/s' });
+  svg += panel({ x: 460, y: 70, w: 380, h: 190, title: 'p99 latency in ms (lower is better)', scenarios, servers, value: (n, s) => result(n, s)?.latencyMs?.p99, log: true, unit: 'ms' });
   servers.forEach((n, i) => {
     const lx = 30 + (i % 4) * 205, ly = 300 + Math.floor(i / 4) * 16;
     svg += `<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${COLORS[n] ?? '#999'}"/><text x="${lx + 14}" y="${ly}" font-size="11">${esc(n)}</text>`;
