@@ -41,7 +41,8 @@ export async function describeServers({ observability, baseline }) {
     return {
       port,
       cwd,
-      argv: [NODE, join(cwd, 'node_modules/wrangler/bin/wrangler.js'), 'dev', ...extra, ...persistence(), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector)],
+      argv: [NODE, join(cwd, 'node_modules/wrangler/bin/wrangler.js'), 'dev', ...extra, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector)],
+      tmpfsState: true,
       env: wranglerEnv,
       readyPattern: /Ready on http/,
     };
@@ -70,13 +71,12 @@ export async function describeServers({ observability, baseline }) {
   };
 }
 
-// Local Durable Object storage on tmpfs, fresh per server. Local workerd commits each SQLite write
-// with an fsync that blocks the object's thread (measured: a room writing its log per message served
-// half the messages on disk that it served on tmpfs, at lower CPU); Cloudflare commits behind the
-// output gate without blocking the object. The bench measures our code, not this machine's disk.
-function persistence() {
-  if (!existsSync('/dev/shm')) return [];
-  return ['--persist-to', mkdtempSync(join('/dev/shm', 'pr-rooms-bench-'))];
+// Local Durable Object storage on tmpfs, fresh per server start. Local workerd commits each SQLite
+// write with an fsync that blocks the object's thread (measured: a room writing its log per message
+// served half the messages on disk that it served on tmpfs, at lower CPU); Cloudflare commits behind
+// the output gate without blocking the object. The bench measures our code, not this machine's disk.
+function tmpfsState() {
+  return existsSync('/dev/shm') ? mkdtempSync(join('/dev/shm', 'pr-rooms-bench-')) : undefined;
 }
 
 // Starts one server; resolves to a handle once it both printed its ready line and answers HTTP,
@@ -84,7 +84,9 @@ function persistence() {
 export async function startServer(name, spec, { cpu, logDir }) {
   const logPath = join(logDir, `${name}.log`);
   const log = createWriteStream(logPath);
-  const argv = cpu !== null ? ['taskset', '-c', String(cpu), ...spec.argv] : spec.argv;
+  const state = spec.tmpfsState ? tmpfsState() : undefined;
+  const serverArgv = state ? [...spec.argv, '--persist-to', state] : spec.argv;
+  const argv = cpu !== null ? ['taskset', '-c', String(cpu), ...serverArgv] : serverArgv;
   const proc = spawn(argv[0], argv.slice(1), {
     cwd: spec.cwd ?? ROOT,
     detached: true, // own process group: one kill reaches wrangler and its workerd children
@@ -118,9 +120,8 @@ export async function startServer(name, spec, { cpu, logDir }) {
     stop: () =>
       stopGroup(proc.pid, exitPromise, () => exited !== null).finally(() => {
         log.end();
-        // The server's tmpfs state (see persistence()) goes with it.
-        const state = spec.argv[spec.argv.indexOf('--persist-to') + 1];
-        if (spec.argv.includes('--persist-to') && state.startsWith('/dev/shm/')) rmSync(state, { recursive: true, force: true });
+        // The server's tmpfs state (see tmpfsState()) goes with it.
+        if (state) rmSync(state, { recursive: true, force: true });
       }),
   };
 
@@ -128,6 +129,7 @@ export async function startServer(name, spec, { cpu, logDir }) {
   while (Date.now() < deadline) {
     if (exited) {
       log.end();
+      if (state) rmSync(state, { recursive: true, force: true });
       throw new Error(`exited (code ${exited.code}, signal ${exited.sig}) before ready: ${tail(output)}`);
     }
     if (spec.readyPattern.test(output) && (await answersHttp(handle.url))) return handle;
