@@ -35,6 +35,24 @@ export async function wranglerDev(configPath: string, extraArgs: string[] = [], 
   const removeState = async () => {
     if (state) await rm(state, { recursive: true, force: true });
   };
+  // A port found free can be taken before wrangler binds it (by another file's wrangler or
+  // any outgoing connection: both draw from the same ephemeral range): then try fresh ports.
+  for (let attempt = 1; ; attempt++) {
+    const started = await start(configPath, extraArgs);
+    if (started.ok) return served(started, removeState);
+    if (attempt < START_ATTEMPTS && started.output.includes("Address already in use")) continue;
+    await removeState();
+    throw new Error(`${started.error}\n${started.output.slice(-3000)}`);
+  }
+}
+
+const START_ATTEMPTS = 3;
+
+type Started =
+  | { ok: true; url: string; child: ChildProcess; output: () => string }
+  | { ok: false; error: string; output: string };
+
+async function start(configPath: string, extraArgs: string[]): Promise<Started> {
   const port = await freePort();
   // Parallel test files each run a wrangler: give each its own devtools port too.
   const inspectorPort = await freePort();
@@ -56,16 +74,19 @@ export async function wranglerDev(configPath: string, extraArgs: string[] = [], 
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
   const url = `http://127.0.0.1:${port}`;
-  await untilServing(url, 60_000, () =>
-    child.exitCode !== null ? `wrangler dev exited ${child.exitCode}` : undefined,
-  ).catch(async (error: Error) => {
+  try {
+    await untilServing(url, 60_000, () => (child.exitCode !== null ? `wrangler dev exited ${child.exitCode}` : undefined));
+  } catch (error) {
     if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
-    await removeState();
-    throw new Error(`${error.message}\n${output.slice(-3000)}`);
-  });
+    return { ok: false, error: (error as Error).message, output };
+  }
+  return { ok: true, url, child, output: () => output };
+}
+
+function served({ url, child, output }: Extract<Started, { ok: true }>, removeState: () => Promise<void>): ServedWorker {
   return {
     url,
-    logs: () => output,
+    logs: output,
     close: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once("exit", resolve));

@@ -41,4 +41,10 @@ globalThis.chai = chai;
 
 const mochaContext = { timeout() {} };
 globalThis.describe = (name, body) => describe(name, () => body.call(mochaContext));
-globalThis.it = it;
+// Cases whose assertions race against the network, run again on failure (a real defect
+// fails every attempt). "ignores HTTP requests with same sid after upgrade" sends 2probe
+// and 5, awaits a poll, and only then listens: it takes the next message to be its echo,
+// so the 3probe must have arrived during the poll. Against a Node server on loopback it
+// does; through wrangler's dev proxy on a loaded two-core machine it can come after.
+const RACY = new Set(["ignores HTTP requests with same sid after upgrade"]);
+globalThis.it = (name, body) => (RACY.has(name) ? it(name, { retry: 2 }, body) : it(name, body));
