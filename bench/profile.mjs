@@ -1,12 +1,12 @@
-// Where the server's CPU goes: starts one wrangler-served server (ours or floor), loads it with s1
+// Where the server's CPU goes: starts one wrangler-served server (ours, ours-direct, ours-norec,
+// ours-direct-norec or floor, as bench/lib/servers.mjs describes them), loads it with s1
 // below capacity, then (1) splits CPU between its processes (wrangler's Node dev proxy, each
 // workerd) and (2) takes a CPU profile of the Worker's isolate through workerd's inspector and
 // prints the functions with the most self time.
 //
-//   node bench/profile.mjs [--server ours|floor] [--clients 500] [--seconds 3]
+//   node bench/profile.mjs [--server ours|ours-direct|ours-norec|ours-direct-norec|floor] [--clients 500] [--seconds 3]
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from './lib/args.mjs';
 import { treePids } from './lib/proc.mjs';
@@ -20,8 +20,9 @@ const logDir = join(ROOT, 'bench/results/logs');
 mkdirSync(logDir, { recursive: true });
 const hardCap = setTimeout(() => { console.error('profile: hard time cap'); process.exit(2); }, 120_000);
 
-const spec = (await describeServers({ observability: 'off' }))[which];
-if (!spec) throw new Error(`--server must be one of ${Object.keys(await describeServers({ observability: "off" })).join(", ")}, not ${which}`);
+const specs = await describeServers({ observability: 'off' });
+const spec = specs[which];
+if (!spec) throw new Error(`--server must be one of ${Object.keys(specs).join(', ')}, not ${which}`);
 const inspectorPort = spec.argv[spec.argv.indexOf('--inspector-port') + 1];
 const server = await startServer(which, spec, { cpu: null, logDir });
 

@@ -18,7 +18,7 @@ import { sign } from 'hono/jwt';
 import { io } from 'socket.io-client';
 import { parseArgs } from './lib/args.mjs';
 import { Histogram } from './lib/histogram.mjs';
-import { cpuDeltaUs, sampleMachine, sampleTree } from './lib/proc.mjs';
+import { cpuDeltaUs, hasTaskset, otherCpuUs, pctOfCore, sampleMachine, sampleTree } from './lib/proc.mjs';
 import { describeServers, ROOT, sleep, startServer } from './lib/servers.mjs';
 
 const DRAIN_CAP_MS = 5_000; // after sending: wait this long at most for deliveries still under way
@@ -61,7 +61,7 @@ async function run(server, { secret, duration, concurrency, subjects, say }) {
   if (!join.ok) throw new Error(`join refused: ${JSON.stringify(join)}`);
 
   const sentAt = new Map(); // request number -> send time, until delivered
-  const accepted = new Set(); // request numbers answered 201
+  let accepted = 0; // requests answered 201
   const delivery = new Histogram();
   const http = new Histogram();
   let delivered = 0;
@@ -77,7 +77,7 @@ async function run(server, { secret, duration, concurrency, subjects, say }) {
   });
 
   let next = 0;
-  const statuses = {};
+  let statuses = {};
   const publishOne = async (token) => {
     const n = next++;
     const started = now();
@@ -89,13 +89,13 @@ async function run(server, { secret, duration, concurrency, subjects, say }) {
     });
     await response.arrayBuffer();
     statuses[response.status] = (statuses[response.status] ?? 0) + 1;
-    if (response.status === 201) return { n, ms: now() - started };
+    if (response.status === 201) return now() - started; // ms until the answer
     sentAt.delete(n);
     return undefined;
   };
 
   for (let i = 0; i < WARMUP_REQUESTS; i++) await publishOne(tokens[i % subjects]);
-  for (const key of Object.keys(statuses)) delete statuses[key];
+  statuses = {};
   sentAt.clear();
 
   say(`publishing for ${duration} s from ${concurrency} loops over ${subjects} subjects`);
@@ -103,51 +103,41 @@ async function run(server, { secret, duration, concurrency, subjects, say }) {
   const self = process.cpuUsage(); // this process only (the server is a child, so not sampleTree)
   const machine = sampleMachine();
   timing = true;
-  const started = now();
-  const deadline = started + duration * 1000;
   let turn = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (now() < deadline) {
-        const ok = await publishOne(tokens[turn++ % subjects]);
-        if (ok) {
-          http.record(ok.ms);
-          accepted.add(ok.n);
-        }
-      }
-    }),
-  );
-  const window = (now() - started) / 1000;
+  const window = await closedLoop(concurrency, duration, async () => {
+    const ms = await publishOne(tokens[turn++ % subjects]);
+    if (ms === undefined) return;
+    http.record(ms);
+    accepted++;
+  });
   const cpuAfter = sampleTree(server.pid);
   const selfUsage = process.cpuUsage(self);
   const selfUs = selfUsage.user + selfUsage.system;
   const machineAfter = sampleMachine();
   const drainEnd = now() + DRAIN_CAP_MS;
-  while (delivered < accepted.size && now() < drainEnd) await sleep(20);
+  while (delivered < accepted && now() < drainEnd) await sleep(20);
   member.close();
   const floor = await healthzFloor(server, concurrency);
 
-  const result = {
+  const serverUs = cpuDeltaUs(cpuBefore, cpuAfter);
+  const machineMs = machineAfter.at - machine.at;
+  return {
     durationS: Math.round(window * 10) / 10,
     concurrency,
     subjects,
     requests: Object.values(statuses).reduce((a, b) => a + b, 0),
     statuses,
-    publishesPerSec: Math.round(accepted.size / window),
+    publishesPerSec: Math.round(accepted / window),
     httpLatencyMs: http.summary(),
     deliveryLatencyMs: delivery.summary(),
-    lost: accepted.size - delivered,
-    serverCpuUsPerPublish: accepted.size ? Math.round(cpuDeltaUs(cpuBefore, cpuAfter) / accepted.size) : null,
-    serverCpuPctOfCore: Math.round((cpuDeltaUs(cpuBefore, cpuAfter) / 1e3 / (cpuAfter.at - cpuBefore.at)) * 100),
-    clientCpuPctOfCore: Math.round((selfUs / 1e3 / (machineAfter.at - machine.at)) * 100),
+    lost: accepted - delivered,
+    serverCpuUsPerPublish: accepted ? Math.round(serverUs / accepted) : null,
+    serverCpuPctOfCore: Math.round(pctOfCore(serverUs, cpuAfter.at - cpuBefore.at)),
+    clientCpuPctOfCore: Math.round(pctOfCore(selfUs, machineMs)),
     // Whatever else the machine ran meanwhile (other tests, other benches): above ~25% the figures are skewed.
-    otherCpuPctOfCore: Math.max(
-      0,
-      Math.round(((machineAfter.busyUs - machine.busyUs - cpuDeltaUs(cpuBefore, cpuAfter) - selfUs) / 1e3 / (machineAfter.at - machine.at)) * 100),
-    ),
+    otherCpuPctOfCore: Math.max(0, Math.round(pctOfCore(otherCpuUs(machine, machineAfter, serverUs, selfUs), machineMs))),
     healthz: floor,
   };
-  return result;
 }
 
 /**
@@ -157,21 +147,30 @@ async function run(server, { secret, duration, concurrency, subjects, say }) {
 async function healthzFloor(server, concurrency, seconds = 3) {
   const latency = new Histogram();
   const before = sampleTree(server.pid);
+  let answered = 0;
+  const window = await closedLoop(concurrency, seconds, async () => {
+    const t = now();
+    await (await fetch(`${server.url}/healthz`)).arrayBuffer();
+    latency.record(now() - t);
+    answered++;
+  });
+  const after = sampleTree(server.pid);
+  return { requestsPerSec: Math.round(answered / window), latencyMs: latency.summary(), serverCpuUsPerRequest: Math.round(cpuDeltaUs(before, after) / answered) };
+}
+
+/**
+ * A closed loop: `concurrency` loops each calling `fn` again as soon as it resolves, until `seconds`
+ * have passed. Resolves, once the last call is done, to the seconds it all took.
+ */
+async function closedLoop(concurrency, seconds, fn) {
   const started = now();
   const deadline = started + seconds * 1000;
-  let answered = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (now() < deadline) {
-        const t = now();
-        await (await fetch(`${server.url}/healthz`)).arrayBuffer();
-        latency.record(now() - t);
-        answered++;
-      }
+      while (now() < deadline) await fn();
     }),
   );
-  const after = sampleTree(server.pid);
-  return { requestsPerSec: Math.round(answered / ((now() - started) / 1000)), latencyMs: latency.summary(), serverCpuUsPerRequest: Math.round(cpuDeltaUs(before, after) / answered) };
+  return (now() - started) / 1000;
 }
 
 /** Moves this process (the client side) to its own core, as run.mjs does for the loadgen. */
@@ -221,13 +220,4 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   writeFileSync(join(resultsDir, 'publish.json'), JSON.stringify({ at: new Date().toISOString(), pinned: Boolean(pin), ...result }, null, 2));
   console.log(formatPublish(result).join('\n'));
   console.log(`(${pin ? 'taskset: server on core 0, client on core 1' : 'not pinned'}; written bench/results/publish.json)`);
-}
-
-export function hasTaskset() {
-  try {
-    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -10,12 +10,11 @@
 // ours, the HTTP API's publish rate and latency to delivery (bench/publish.mjs), unless --publish=off.
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from './lib/args.mjs';
 import { describeServers, startServer, sleep, ROOT } from './lib/servers.mjs';
 import { runLoadgen, killLoadgens } from './lib/loadgen-runner.mjs';
-import { cpuDeltaUs, sampleTree } from './lib/proc.mjs';
+import { cpuDeltaUs, hasTaskset, pctOfCore, sampleTree } from './lib/proc.mjs';
 import { buildRows, formatTable, notes } from './lib/report.mjs';
 import { renderChart } from './lib/chart.mjs';
 import { checkoutBaseline } from './lib/baseline.mjs';
@@ -26,15 +25,15 @@ const quick = Boolean(args.quick);
 // Off by default, as `npm start` runs (see BENCHMARKS.md for both settings).
 const observability = args.observability === 'on' ? 'on' : 'off';
 const baseline = typeof args.baseline === 'string' ? checkoutBaseline(args.baseline) : null;
-const serverNames = String(args.servers ?? `ours,ours-direct,ours-norec,ours-direct-norec,reference,floor${baseline ? ',baseline' : ''}`).split(',');
 // Quick mode skips s2 (one 200-member room) to stay under two minutes; s1 and s3 are shortened.
 // s1p is s1's shape over HTTP long-polling; the floor speaks WebSocket only and skips it.
 const scenarios = String(args.scenarios ?? (quick ? 's1,s1p,s3' : 's1,s1p,s2,s3')).split(',');
-// Polling is measured on the gateway (where upgraded and polling sessions end up) beside the reference.
-const WEBSOCKET_ONLY = new Set(['floor', 'ours-direct', 'ours-norec', 'ours-direct-norec', 'baseline']);
+// Servers whose spec says `skipPolling` (see describeServers) skip these.
 const POLLING_SCENARIOS = new Set(['s1p']);
 // Loadgen hard caps (its own watchdog is tighter; this is the backstop in loadgen-runner).
-const LOADGEN_CAP_MS = { s1: 150_000, s1p: 150_000, s2: 150_000, s3: 150_000, connect: 120_000 };
+// 150 s for every scenario but the connect-only one.
+const LOADGEN_CAP_MS = { connect: 120_000 };
+const LOADGEN_DEFAULT_CAP_MS = 150_000;
 const RSS_SAMPLE_MS = 250;
 const SETTLE_MS = 1_000; // after start and between scenarios, so closing sockets do not bleed into the next window
 const RUN_CAP_MS = quick ? 12 * 60_000 : 30 * 60_000; // whole run; with six servers, quick runs take ~5 min and full ones ~12
@@ -43,15 +42,14 @@ const resultsDir = join(ROOT, 'bench/results');
 const logDir = join(resultsDir, 'logs');
 mkdirSync(logDir, { recursive: true });
 
-// Server on core 0, loadgen on core 1, so neither steals the other's CPU (when taskset exists and
-// there are two cores; otherwise they share and the output says so).
+// Server on core 0, the client (loadgen, publish bench) on core 1, so neither steals the other's CPU
+// (when taskset exists and there are two cores; otherwise they share and the output says so).
 const pinning = (() => {
-  let hasTaskset = false;
-  try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }); hasTaskset = true; } catch { /* absent */ }
+  const taskset = hasTaskset();
   const cores = availableParallelism();
-  if (args.pin === 'off') return { enabled: false, server: null, loadgen: null, note: 'not pinned (--pin=off)' };
-  if (!hasTaskset || cores < 2) return { enabled: false, server: null, loadgen: null, note: hasTaskset ? `only ${cores} core(s): not pinned` : 'taskset not found: not pinned' };
-  return { enabled: true, server: 0, loadgen: 1, note: 'taskset: server tree on core 0, loadgen on core 1' };
+  if (args.pin === 'off') return { enabled: false, server: null, client: null, note: 'not pinned (--pin=off)' };
+  if (!taskset || cores < 2) return { enabled: false, server: null, client: null, note: taskset ? `only ${cores} core(s): not pinned` : 'taskset not found: not pinned' };
+  return { enabled: true, server: 0, client: 1, note: 'taskset: server tree on core 0, loadgen on core 1' };
 })();
 
 const say = (...a) => console.error('[bench]', ...a);
@@ -81,7 +79,7 @@ async function waitIdle(pid) {
     const a = sampleTree(pid);
     await sleep(IDLE_PROBE_MS);
     const b = sampleTree(pid);
-    pct = (cpuDeltaUs(a, b) / 1e3 / (b.at - a.at)) * 100;
+    pct = pctOfCore(cpuDeltaUs(a, b), b.at - a.at);
     if (pct < IDLE_PCT) return { idle: true, pct };
   }
   return { idle: false, pct };
@@ -114,13 +112,13 @@ async function benchServer(name, spec) {
         out.reason = `server exited before ${scenario}; see bench/results/logs/${name}.log`;
         break;
       }
-      if (WEBSOCKET_ONLY.has(name) && POLLING_SCENARIOS.has(scenario)) {
+      if (spec.skipPolling && POLLING_SCENARIOS.has(scenario)) {
         say(`${name}: ${scenario} skipped (WebSocket only)`);
         continue;
       }
       say(`${name}: ${scenario}`);
       const reloadsBefore = server.reloads();
-      const run = await runLoadgen({ server, scenario, quick, cpu: pinning.loadgen, logPath: join(logDir, `${name}-${scenario}.loadgen.log`), capMs: LOADGEN_CAP_MS[scenario] ?? 150_000 });
+      const run = await runLoadgen({ server, scenario, quick, cpu: pinning.client, logPath: join(logDir, `${name}-${scenario}.loadgen.log`), capMs: LOADGEN_CAP_MS[scenario] ?? LOADGEN_DEFAULT_CAP_MS });
       run.reloads = server.reloads() - reloadsBefore;
       out.scenarios[scenario] = run;
       const r = run.result;
@@ -159,6 +157,8 @@ const started = new Date();
 const t0 = performance.now();
 say(`mode=${quick ? 'quick' : 'full'} scenarios=${scenarios.join(',')} observability=${observability} (wrangler servers) ${pinning.note}`);
 const specs = await describeServers({ observability, baseline: baseline?.dir });
+// By default every server describeServers knows, in its order (the baseline only with --baseline).
+const serverNames = args.servers === undefined ? Object.keys(specs) : String(args.servers).split(',');
 const results = {};
 for (const name of serverNames) {
   if (!specs[name]) { say(`unknown server ${name}`); continue; }
@@ -169,8 +169,7 @@ for (const name of serverNames) {
 let publish = null;
 if (args.publish !== 'off' && serverNames.includes('ours')) {
   try {
-    const cpu = pinning.enabled ? { server: pinning.server, client: pinning.loadgen } : null;
-    publish = await benchPublish({ duration: quick ? 5 : 10, cpu, logDir, say, onServer: (server) => (current = server) });
+    publish = await benchPublish({ duration: quick ? 5 : 10, cpu: pinning.enabled ? pinning : null, logDir, say, onServer: (server) => (current = server) });
   } catch (err) {
     publish = { error: String(err.message ?? err) };
     say(`publish bench failed: ${publish.error.split('\n')[0]} (log: bench/results/logs/ours-publish.log)`);

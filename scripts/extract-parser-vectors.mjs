@@ -58,6 +58,9 @@ if (!args.repo) {
 
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
+/** The bytes of an ArrayBuffer or of a view on one (only the view's own range). */
+const bytesOf = (value) => (value instanceof ArrayBuffer ? new Uint8Array(value) : new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+
 /**
  * Turns a value into JSON data that test/protocol/vectors/revive.ts turns back into
  * an equivalent value: binary as hex, cycles as JSON-pointer references, objects with
@@ -70,10 +73,10 @@ function snap(value, path = "", seen = new Map()) {
   if (typeof value === "function") return { $function: value.name || "anonymous" };
   if (typeof value !== "object") throw new Error(`cannot snapshot a ${typeof value}`);
   if (seen.has(value)) return { $ref: seen.get(value) };
-  if (value instanceof ArrayBuffer) return { $binary: "ArrayBuffer", hex: hex(new Uint8Array(value)) };
+  if (value instanceof ArrayBuffer) return { $binary: "ArrayBuffer", hex: hex(bytesOf(value)) };
   if (ArrayBuffer.isView(value)) {
     const kind = Buffer.isBuffer(value) ? "Buffer" : value.constructor.name;
-    const out = { $binary: kind, hex: hex(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)) };
+    const out = { $binary: kind, hex: hex(bytesOf(value)) };
     // Where a view sits in its buffer (not for Buffers: Node slices small ones from a shared pool).
     if (kind !== "Buffer" && (value.byteOffset !== 0 || value.byteLength !== value.buffer.byteLength)) {
       Object.assign(out, { byteOffset: value.byteOffset, bufferLength: value.buffer.byteLength });
@@ -206,8 +209,8 @@ function eql(a, b) {
   if (a === b) return true;
   const bin = (v) => v instanceof ArrayBuffer || ArrayBuffer.isView(v);
   if (bin(a) && bin(b)) {
-    const x = a instanceof ArrayBuffer ? new Uint8Array(a) : new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-    const y = b instanceof ArrayBuffer ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    const x = bytesOf(a);
+    const y = bytesOf(b);
     return x.length === y.length && x.every((v, i) => v === y[i]);
   }
   if (typeof Blob === "function" && a instanceof Blob && b instanceof Blob) return a.size === b.size; // as expect.js: no own keys

@@ -9,17 +9,16 @@
  */
 import { io } from "socket.io-client";
 import { connectToPullRequest, type ChatSocket, type ClientPayload } from "../src/client.js";
-import type { ClientEventName, PresenceNotice, PrRoomError, PrRoomMessage, ServerEventName, TypingNotice } from "../src/events.js";
+import type { ClientEventName, PresenceNotice, PrRoomError, PrRoomMessage, TypingNotice } from "../src/events.js";
 
-// Event names, checked against the server's contract (types only: nothing of src/ is bundled).
+// Event names, checked against the server's contract. src/events.ts is imported for types only (its
+// values would bundle zod); of src/, only src/client.ts's connectToPullRequest (zod-free) is bundled.
 const JOIN = "join-pr-room" satisfies ClientEventName;
 const SEND = "send-message-to-pr-room" satisfies ClientEventName;
 const LEAVE = "leave-pr-room" satisfies ClientEventName;
 const TYPING = "typing" satisfies ClientEventName;
 const STOP_TYPING = "stop-typing" satisfies ClientEventName;
 const USERS = "get-pr-room-users" satisfies ClientEventName;
-const USER_JOINED = "pr-room-user-joined" satisfies ServerEventName;
-const USER_LEFT = "pr-room-user-left" satisfies ServerEventName;
 
 /** Send `typing` at most this often while keys are pressed. */
 const TYPING_EVERY_MS = 2000;
@@ -67,10 +66,12 @@ let everJoined = false;
 /** For events whose answer the page does not need (the typed events make every ack explicit). */
 const noAnswer = () => {};
 
+/** The query the page was opened with (chooseRoom then rewrites the URL, and reads it anew). */
+const query = new URLSearchParams(location.search);
 // With identity on (AUTH_SECRET), the page needs a token from your backend: `?token=…` (see README, Security).
-const token = new URLSearchParams(location.search).get("token");
+const token = query.get("token");
 /** `?transport=polling` for networks that break WebSockets (the default connects over WebSocket directly). */
-const transports = new URLSearchParams(location.search).get("transport") === "polling" ? ["polling"] : ["websocket"];
+const transports = query.get("transport") === "polling" ? ["polling"] : ["websocket"];
 
 /**
  * A socket for one room: the URL names the pull request, so the room's own object holds
@@ -118,7 +119,6 @@ function listen(s: ChatSocket): void {
     clearTyping();
     // The client reconnects by itself unless the server or this page closed the connection.
     setState(s.active ? "reconnecting" : "disconnected", s.active ? "" : reason);
-    updateComposer();
   });
   s.on("connect_error", (error) => {
     if (current() && !s.active) setState("disconnected", error.message);
@@ -129,8 +129,8 @@ function listen(s: ChatSocket): void {
   s.on("pr-room-message", (message) => current() && showMessage(message));
   s.on("typing", (notice) => current() && theirTyping(notice, true));
   s.on("stop-typing", (notice) => current() && theirTyping(notice, false));
-  s.on(USER_JOINED, (notice) => current() && presence(notice, true));
-  s.on(USER_LEFT, (notice) => current() && presence(notice, false));
+  s.on("pr-room-user-joined", (notice) => current() && presence(notice, true));
+  s.on("pr-room-user-left", (notice) => current() && presence(notice, false));
 }
 
 reconnectButton.addEventListener("click", () => {
@@ -422,7 +422,6 @@ function newClientMessageId(): string {
 
 // ---- start ------------------------------------------------------------------
 
-const query = new URLSearchParams(location.search);
 prInput.value = query.get("pr") ?? "";
 userInput.value = query.get("user") ?? "";
 if (prInput.value && userInput.value && canonical(prInput.value) && userInput.value.trim()) {

@@ -10,6 +10,8 @@ const COLORS = {
   baseline: '#bf3989',
 };
 
+const color = (server) => COLORS[server] ?? '#999';
+
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 
 function panel({ x, y, w, h, title, scenarios, servers, value, log, unit }) {
@@ -28,7 +30,7 @@ function panel({ x, y, w, h, title, scenarios, servers, value, log, unit }) {
       if (!(v > 0)) return;
       const bh = Math.max(1, scale(v) * (h - 14));
       const bx = gx + j * barW;
-      out += `<rect x="${bx.toFixed(1)}" y="${(y + h - bh).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${bh.toFixed(1)}" fill="${COLORS[n] ?? '#999'}"><title>${esc(`${n} ${s}: ${Math.round(v).toLocaleString('en-US')} ${unit}`)}</title></rect>`;
+      out += `<rect x="${bx.toFixed(1)}" y="${(y + h - bh).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${bh.toFixed(1)}" fill="${color(n)}"><title>${esc(`${n} ${s}: ${Math.round(v).toLocaleString('en-US')} ${unit}`)}</title></rect>`;
       out += `<text x="${(bx + barW / 2 - 1).toFixed(1)}" y="${(y + h - bh - 3).toFixed(1)}" font-size="7" text-anchor="middle">${esc(v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 ? Math.round(v) : v.toFixed(1))}</text>`;
     });
     out += `<text x="${(x + i * groupW + groupW / 2).toFixed(1)}" y="${y + h + 14}" font-size="11" text-anchor="middle">${esc(s)}</text>`;
@@ -49,7 +51,7 @@ export function renderChart(report) {
   svg += panel({ x: 460, y: 70, w: 380, h: 190, title: 'p99 latency in ms (lower is better)', scenarios, servers, value: (n, s) => result(n, s)?.latencyMs?.p99, log: true, unit: 'ms' });
   servers.forEach((n, i) => {
     const lx = 30 + (i % 4) * 205, ly = 300 + Math.floor(i / 4) * 16;
-    svg += `<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${COLORS[n] ?? '#999'}"/><text x="${lx + 14}" y="${ly}" font-size="11">${esc(n)}</text>`;
+    svg += `<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${color(n)}"/><text x="${lx + 14}" y="${ly}" font-size="11">${esc(n)}</text>`;
   });
   return `${svg}</svg>\n`;
 }

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NODE, ROOT } from './servers.mjs';
-import { cpuDeltaUs, sampleMachine, sampleTree } from './proc.mjs';
+import { cpuDeltaUs, otherCpuUs, pctOfCore, sampleMachine, sampleTree } from './proc.mjs';
 
 const EXTRA_CAP_MS = 20_000; // on top of loadgen's own hard cap, in case it wedges anyway
 const running = new Set();
@@ -61,10 +61,9 @@ function serverCost(s, r) {
   if (a && b) {
     const cpuUs = cpuDeltaUs(a.server, b.server);
     const ms = b.server.at - a.server.at;
-    out.cpuPctOfCore = (cpuUs / 1e3 / ms) * 100;
+    out.cpuPctOfCore = pctOfCore(cpuUs, ms);
     if (r.deliveredInWindow > 0) out.cpuUsPerMsg = cpuUs / r.deliveredInWindow;
-    const other = b.machine.busyUs - a.machine.busyUs - cpuUs - cpuDeltaUs(a.loadgen, b.loadgen);
-    out.otherCpuPctOfCore = Math.max(0, (other / 1e3 / ms) * 100);
+    out.otherCpuPctOfCore = Math.max(0, pctOfCore(otherCpuUs(a.machine, b.machine, cpuUs, cpuDeltaUs(a.loadgen, b.loadgen)), ms));
   }
   return out;
 }

@@ -79,3 +79,24 @@ export function sampleMachine() {
   const busy = f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0);
   return { busyUs: (busy * 1e6) / CLK_TCK, at: performance.now() };
 }
+
+// CPU µs the machine spent between two sampleMachine() samples on anything but `knownUs` (the
+// server, the client): load from outside the bench. May come out below 0 (sampling skew).
+export function otherCpuUs(a, b, ...knownUs) {
+  let us = b.busyUs - a.busyUs;
+  for (const known of knownUs) us -= known;
+  return us;
+}
+
+// `us` of CPU over `ms` of wall time, as % of one core.
+export const pctOfCore = (us, ms) => (us / 1e3 / ms) * 100;
+
+// Whether `taskset` (util-linux) is there to pin the server and the client to cores.
+export function hasTaskset() {
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

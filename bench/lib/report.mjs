@@ -7,7 +7,7 @@ const sc = (res, name) => res?.scenarios?.[name];
 const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 // Ratio columns, shown when both servers ran: [label, numerator, denominator].
-export const RATIOS = [
+const RATIOS = [
   ['ours/ref', 'ours', 'reference'],
   ['ours/floor', 'ours', 'floor'],
   ['direct/floor', 'ours-direct', 'floor'],
@@ -59,7 +59,7 @@ function ratio(a, b) {
   return typeof a === 'number' && typeof b === 'number' && b !== 0 ? a / b : null;
 }
 
-export function fmt(v) {
+function fmt(v) {
   if (v === null || v === undefined) return '-';
   if (typeof v !== 'number') return String(v);
   if (v === 0) return '0';

@@ -11,7 +11,6 @@ const STOP_GRACE_MS = 5_000;
 
 export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 export const NODE = join(ROOT, 'node_modules/.bin/node'); // Node 24: wrangler refuses Node < 22.12
-const WRANGLER = join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -26,7 +25,10 @@ export function freePort() {
 
 // What each server is: how to launch it, what its output says when it is up, and what extra
 // query the load generator must add (the floor is routed by ?room=, our direct path by ?pullRequestId=).
+// `skipPolling`: run.mjs skips the HTTP long-polling scenarios there (the floor speaks WebSocket only;
+// polling is measured on ours, the gateway where upgraded and polling sessions end up, beside the reference).
 // `baseline` is a checkout of another revision of this repository, run as ours is (see baseline.mjs).
+// The order is run.mjs's default order.
 export async function describeServers({ observability, baseline }) {
   const wranglerEnv = {
     CLOUDFLARE_CF_FETCH_ENABLED: 'false',
@@ -55,10 +57,10 @@ export async function describeServers({ observability, baseline }) {
   return {
     // ours: the gateway path (the API document's client); ours-direct: the room in the URL.
     ours: { ...(await wranglerDev(lifted)), query: '' },
-    'ours-direct': { ...(await wranglerDev(lifted)), query: direct },
+    'ours-direct': { ...(await wranglerDev(lifted)), query: direct, skipPolling: true },
     // The same with connection state recovery off (RECOVERY_WINDOW_MS=0: no message log).
-    'ours-norec': { ...(await wranglerDev([...lifted, ...noRecovery])), query: '' },
-    'ours-direct-norec': { ...(await wranglerDev([...lifted, ...noRecovery])), query: direct },
+    'ours-norec': { ...(await wranglerDev([...lifted, ...noRecovery])), query: '', skipPolling: true },
+    'ours-direct-norec': { ...(await wranglerDev([...lifted, ...noRecovery])), query: direct, skipPolling: true },
     reference: {
       port: refPort,
       argv: [NODE, join(ROOT, 'bench/reference/server.mjs'), '--port', String(refPort)],
@@ -66,8 +68,8 @@ export async function describeServers({ observability, baseline }) {
       readyPattern: /^READY reference/m,
       query: '',
     },
-    floor: { ...(await wranglerDev(['-c', 'bench/floor/wrangler.toml'])), query: 'room={room}' },
-    ...(baseline && { baseline: { ...(await wranglerDev(lifted, baseline)), query: '' } }),
+    floor: { ...(await wranglerDev(['-c', 'bench/floor/wrangler.toml'])), query: 'room={room}', skipPolling: true },
+    ...(baseline && { baseline: { ...(await wranglerDev(lifted, baseline)), query: '', skipPolling: true } }),
   };
 }
 
@@ -85,6 +87,11 @@ export async function startServer(name, spec, { cpu, logDir }) {
   const logPath = join(logDir, `${name}.log`);
   const log = createWriteStream(logPath);
   const state = spec.tmpfsState ? tmpfsState() : undefined;
+  // Once the server is gone: its log is closed and its tmpfs state (see tmpfsState()) goes with it.
+  const cleanUp = () => {
+    log.end();
+    if (state) rmSync(state, { recursive: true, force: true });
+  };
   const serverArgv = state ? [...spec.argv, '--persist-to', state] : spec.argv;
   const argv = cpu !== null ? ['taskset', '-c', String(cpu), ...serverArgv] : serverArgv;
   const proc = spawn(argv[0], argv.slice(1), {
@@ -118,18 +125,13 @@ export async function startServer(name, spec, { cpu, logDir }) {
     alive: () => exited === null,
     reloads: () => reloads,
     stop: () =>
-      stopGroup(proc.pid, exitPromise, () => exited !== null).finally(() => {
-        log.end();
-        // The server's tmpfs state (see tmpfsState()) goes with it.
-        if (state) rmSync(state, { recursive: true, force: true });
-      }),
+      stopGroup(proc.pid, exitPromise, () => exited !== null).finally(cleanUp),
   };
 
   const deadline = Date.now() + STARTUP_CAP_MS;
   while (Date.now() < deadline) {
     if (exited) {
-      log.end();
-      if (state) rmSync(state, { recursive: true, force: true });
+      cleanUp();
       throw new Error(`exited (code ${exited.code}, signal ${exited.sig}) before ready: ${tail(output)}`);
     }
     if (spec.readyPattern.test(output) && (await answersHttp(handle.url))) return handle;

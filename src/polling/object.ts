@@ -10,9 +10,11 @@ import type { EngineServerApp, SessionHandOver } from "../session/app.js";
 import type { EngineOptions } from "../session/types.js";
 import { PollingHost, type UpgradeVerdict } from "./host.js";
 
+const NAME_PREFIX = "eio:";
+
 /** The object's name for a session id. */
 export function pollingObjectName(sid: string): string {
-  return `eio:${sid}`;
+  return NAME_PREFIX + sid;
 }
 
 export interface PollingApplication {
@@ -29,9 +31,9 @@ export abstract class PollingObject<E = unknown> extends DurableObject<E> {
   private get polling(): PollingHost {
     if (!this.host) {
       const name = this.ctx.id.name;
-      if (!name?.startsWith("eio:")) throw new Error("polling sessions are reached by name (eio:<sid>)");
+      if (!name?.startsWith(NAME_PREFIX)) throw new Error(`polling sessions are reached by name (${NAME_PREFIX}<sid>)`);
       const { app, options } = this.application();
-      this.host = new PollingHost(name.slice(4), options, app);
+      this.host = new PollingHost(name.slice(NAME_PREFIX.length), options, app);
     }
     return this.host;
   }

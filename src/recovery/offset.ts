@@ -10,6 +10,8 @@
  * one the client got says exactly what it got from each room.
  */
 
+import { ServerEvent } from "../events.js";
+
 /** Room key → last seq. */
 export type Positions = Map<string, number>;
 
@@ -39,11 +41,12 @@ export function parseOffset(text: unknown): Positions | undefined {
   return positions;
 }
 
-const MESSAGE_PREFIX = '42["pr-room-message",';
+/** How a room's message frame starts: an EVENT (`4` `2`) on the chat namespace named pr-room-message. */
+export const MESSAGE_FRAME_PREFIX = `42[${JSON.stringify(ServerEvent.message)},`;
 
 /** Where the offset argument of a message frame starts (its opening quote), or -1. */
 function offsetStart(frame: string): number {
-  if (!frame.startsWith(MESSAGE_PREFIX) || !frame.endsWith('"]')) return -1;
+  if (!frame.startsWith(MESSAGE_FRAME_PREFIX) || !frame.endsWith('"]')) return -1;
   const quote = frame.lastIndexOf('"', frame.length - 3);
   // The argument before it ends the payload object: `},"123:45"]`.
   return quote > 0 && frame.charCodeAt(quote - 1) === 44 /* , */ && frame.charCodeAt(quote - 2) === 125 /* } */ ? quote : -1;

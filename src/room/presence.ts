@@ -61,8 +61,7 @@ export class Presence {
       this.forget(username);
       return true;
     }
-    this.users.set(username, now);
-    this.sql.exec("UPDATE presence SET leaving_since = ? WHERE username = ?", now, username);
+    this.leaving(username, now);
     return false;
   }
 
@@ -87,16 +86,19 @@ export class Presence {
   /** After a restart: users shown present whose connections did not survive start their grace now. */
   reconcile(now: number): void {
     for (const [username, since] of this.users) {
-      if (since === null && this.connections(username) === 0) {
-        this.users.set(username, now);
-        this.sql.exec("UPDATE presence SET leaving_since = ? WHERE username = ?", now, username);
-      }
+      if (since === null && this.connections(username) === 0) this.leaving(username, now);
     }
   }
 
   /** The usernames present, sorted. */
   list(): string[] {
     return [...this.users.keys()].sort();
+  }
+
+  /** The user's last connection went at `since`: its grace runs from then. */
+  private leaving(username: string, since: number): void {
+    this.users.set(username, since);
+    this.sql.exec("UPDATE presence SET leaving_since = ? WHERE username = ?", since, username);
   }
 
   private forget(username: string): void {

@@ -13,6 +13,7 @@ import {
   type SocketPacket,
 } from "../protocol/socketio.js";
 import type { EngineApplication, EngineSession } from "./engine.js";
+import { settleBy } from "./deadline.js";
 import { randomId } from "./ids.js";
 import type { NamespaceRegistry } from "./namespaces.js";
 import { Socket, type SocketState, type SocketTransport } from "./socket.js";
@@ -119,10 +120,7 @@ export class SocketLayer implements EngineApplication, SocketTransport {
    * Undefined when a CONNECT is still undecided at `deadline`: such a session cannot move.
    */
   async handOver(deadline: number): Promise<SocketLayerSnapshot | undefined> {
-    if (this.connecting.size > 0) {
-      const decided = Promise.all(this.connecting.values()).then(() => true);
-      if (!(await before(decided, deadline))) return undefined;
-    }
+    if (this.connecting.size > 0 && (await settleBy(Promise.all(this.connecting.values()), deadline)) === undefined) return undefined;
     const sockets = await Promise.all(
       Array.from(this.sockets, async ([nsp, socket]) => {
         const handler = this.namespaces.get(nsp);
@@ -246,16 +244,5 @@ export class SocketLayer implements EngineApplication, SocketTransport {
     } catch (error) {
       report(error);
     }
-  }
-}
-
-/** Whether `promise` resolves true before `deadline` (ms since the epoch). */
-async function before(promise: Promise<boolean>, deadline: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()))));
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeAll, connected, client, once } from "../support/client.js";
+import { paths, rawQuery } from "../support/paths.js";
 import { openRawWs, type RawClient } from "../support/raw-ws.js";
 import { wranglerDev } from "../support/wrangler-dev.js";
 import type { ServedWorker } from "../support/worker.js";
@@ -22,19 +23,17 @@ afterAll(async () => {
   await fixture?.close();
 });
 
-const PATHS = [
-  ["gateway", ""],
-  ["direct", "pullRequestId=1"],
-] as const;
+/** The pull request the direct path names in the URL: its Durable Object holds those sessions. */
+const PR = 1;
 
-describe.each(PATHS)("on the %s path", (_, extra) => {
+describe.each(paths)("on the %s path", (path, optionsFor) => {
   async function raw(): Promise<RawClient> {
-    const peer = await openRawWs(fixture.url, `EIO=4&transport=websocket${extra ? `&${extra}` : ""}`);
+    const peer = await openRawWs(fixture.url, rawQuery(path, PR));
     raws.push(peer);
     return peer;
   }
 
-  const clientOptions = extra ? { query: Object.fromEntries(new URLSearchParams(extra)) } : {};
+  const clientOptions = optionsFor(PR);
 
   async function handshakeStatus(query: string) {
     const response = await fetch(`${fixture.url}/socket.io/?${query}`);

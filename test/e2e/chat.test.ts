@@ -15,6 +15,7 @@ import {
   marker,
   once,
   record,
+  send,
   until,
   upTo,
   type Seen,
@@ -47,9 +48,6 @@ afterAll(async () => {
   closeAll();
   await worker?.close();
 });
-
-const send = (socket: Socket, pullRequestId: number, username: string, message: string) =>
-  ack(socket, "send-message-to-pr-room", { pullRequestId, username, message });
 
 const names = (log: Seen[], event: string) => log.filter(([name]) => name === event).map(([, payload]) => payload.username);
 

@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PrRoomMessage } from "../../src/events.js";
+import { seededRandom } from "../shared/random.js";
 import { ack, closeAll, collect, connected, until, whileRateLimited, type Socket } from "../support/client.js";
 import { paths, rawQuery, type PathName } from "../support/paths.js";
 import { openRawWs, type RawClient } from "../support/raw-ws.js";
@@ -20,21 +21,7 @@ const FRAMES_PER_BATCH = 300;
 const CONNECTIONS_PER_BATCH = 6;
 const WALL_CLOCK_LIMIT_MS = 90_000;
 
-/** mulberry32: small, seedable, good enough to pick frames. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const random = prng(SEED);
-const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-const int = (max: number) => Math.floor(random() * max);
+const { pick, int } = seededRandom(SEED);
 
 const EVENTS = ["join-pr-room", "send-message-to-pr-room", "leave-pr-room", "typing", "stop-typing", "get-pr-room-users"] as const;
 const WRONG_VALUES: unknown[] = [
@@ -144,7 +131,7 @@ beforeAll(async () => {
   // A rate budget the hostile connections never spend: their frames must meet the validators,
   // not the rate limiter, which charges every event before anything else looks at it.
   const vars = { PRESENCE_GRACE_MS: "300", RATE_LIMIT_PER_SECOND: "100000", RATE_LIMIT_BURST: "100000" };
-  worker = await wranglerDev("wrangler.toml", Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]), { freshState: true });
+  worker = await wranglerDev("wrangler.toml", { vars, freshState: true });
   const carol = await connected(worker.url);
   const dave = await connected(worker.url, { query: { pullRequestId: String(BYSTANDER_PR) } });
   for (const [socket, username] of [[carol, "carol"], [dave, "dave"]] as const) {

@@ -2,9 +2,9 @@
  * Connection state recovery end to end: the real socket.io-client 4.8, unchanged,
  * against the Worker under `wrangler dev`, on both paths (gateway and direct).
  */
-import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PrRoomMessage } from "../../src/events.js";
+import { signToken } from "../shared/token.js";
 import { client, closeAll, collect, connected, documentedMember, once, until } from "../support/client.js";
 import { restartableWorker } from "../support/restartable.js";
 import { paths } from "../support/paths.js";
@@ -163,9 +163,9 @@ describe("a pid and a token", () => {
   it("with identity on, only a connection whose token has the same subject recovers the pid", async () => {
     const server = await restartableWorker({ AUTH_SECRET: SECRET });
     try {
-      for (const optionsFor of [(_pr: number) => ({}), (pr: number) => ({ query: { pullRequestId: String(pr) } })]) {
+      for (const [, optionsFor] of paths) {
         const pr = freshPr();
-        const token = (sub: string) => sign({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, SECRET, "HS256");
+        const token = (sub: string) => signToken(SECRET, { sub });
         const alice = await connected(server.url, { ...optionsFor(pr), auth: { token: await token("alice") } });
         await alice.timeout(5000).emitWithAck("join-pr-room", { pullRequestId: pr, username: "alice" });
         const pid = (alice as unknown as { _pid: string })._pid;

@@ -5,8 +5,8 @@
  * the logs test included, so the tests pass in any order.
  */
 import { request } from "node:http";
-import { sign } from "hono/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { now, signToken } from "../shared/token.js";
 import {
   ack,
   client,
@@ -16,12 +16,13 @@ import {
   connectedOrRefused,
   once,
   record,
+  send,
   until,
   upTo,
   whileRateLimited,
   type Socket,
 } from "../support/client.js";
-import { paths, type ClientOptions } from "../support/paths.js";
+import { paths, rawQuery, type ClientOptions } from "../support/paths.js";
 import { wranglerDev } from "../support/wrangler-dev.js";
 import type { ServedWorker } from "../support/worker.js";
 
@@ -50,21 +51,15 @@ beforeAll(async () => {
     RATE_LIMIT_BURST: "5",
     CLOCK_SKEW_SECONDS: String(SKEW_SECONDS),
   };
-  worker = await wranglerDev(
-    "wrangler.toml",
-    Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]),
-    { freshState: true },
-  );
+  worker = await wranglerDev("wrangler.toml", { vars, freshState: true });
 });
 afterAll(async () => {
   closeAll();
   await worker?.close();
 });
 
-const now = () => Math.floor(Date.now() / 1000);
-
 function token(claims: Record<string, unknown> = {}, secret = SECRET, alg: "HS256" | "HS512" = "HS256") {
-  return sign({ sub: "johndoe", iss: ISSUER, aud: AUDIENCE, exp: now() + 600, ...claims }, secret, alg);
+  return signToken(secret, { sub: "johndoe", iss: ISSUER, aud: AUDIENCE, ...claims }, alg);
 }
 
 /** A connection with a token for `user` (and only the pull requests `prs`, when given). */
@@ -73,13 +68,11 @@ async function as(user: string, prs: number[] | undefined, options: ClientOption
 }
 
 const join = (socket: Socket, pullRequestId: number, username: string) => ack(socket, "join-pr-room", { pullRequestId, username });
-const send = (socket: Socket, pullRequestId: number, username: string, message: string) =>
-  ack(socket, "send-message-to-pr-room", { pullRequestId, username, message });
 
-/** The raw upgrade request a browser on `origin` would make; its HTTP status. */
-function upgradeStatus(origin: string, query = ""): Promise<number> {
+/** The raw upgrade request (Engine.IO `query`) a browser on `origin` would make; its HTTP status. */
+function upgradeStatus(origin: string, query: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(`${worker.url}/socket.io/?EIO=4&transport=websocket${query}`, {
+    const req = request(`${worker.url}/socket.io/?${query}`, {
       headers: {
         Connection: "Upgrade",
         Upgrade: "websocket",
@@ -179,7 +172,7 @@ describe.each(paths)("on the %s path", (path, optionsFor) => {
 
   describe("origins", () => {
     it("refuses an upgrade from another origin with 403 before any WebSocket opens", async () => {
-      const query = path === "direct" ? `&pullRequestId=${freshPr()}` : "";
+      const query = rawQuery(path, freshPr());
       expect(await upgradeStatus("http://evil.test", query)).toBe(403);
       expect(await upgradeStatus(ALLOWED, query)).toBe(101);
     });
@@ -272,7 +265,7 @@ describe.each(paths)("on the %s path", (path, optionsFor) => {
       const pr = freshPr();
       const user = `logged-${path}`;
       const body = `a body that must never reach the logs (${path})`;
-      const query = path === "direct" ? `&pullRequestId=${pr}` : "";
+      const query = rawQuery(path, pr);
       const refusedUpgrades = () => lines().filter((line) => line.evt === "handshake_refused" && line.status === 403).length;
 
       // handshake_refused: a browser on another origin.

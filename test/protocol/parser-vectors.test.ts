@@ -25,7 +25,7 @@ import {
   type SocketPacket,
 } from "../../src/protocol/socketio.js";
 import engineVectors from "./vectors/engine.io-parser/vectors.js";
-import { binaryKind, containsBinary, isBinaryValue, revive, toArrayBuffer, toHex, wireForm } from "./vectors/revive.js";
+import { binaryKind, containsBinary, engineWireForm, isBinaryValue, revive, toArrayBuffer, toHex, wireForm } from "./vectors/revive.js";
 import socketVectors from "./vectors/socket.io-parser/vectors.js";
 import { NOT_APPLICABLE, payloads, STRICTER, ZERO_ATTACHMENT_PACKETS } from "./vectors/differences.js";
 import type { EngineIoOp, Snap, SocketIoOp, VectorSuite, VectorTest } from "./vectors/types.js";
@@ -200,12 +200,6 @@ function planSocketIo(test: VectorTest): Check[] {
 }
 
 // ------------------------------------------------------------------ engine.io-parser
-
-/** upstream `{ type: "message" }` (from "4") is our `{ type: "message", data: "" }`. */
-function engineWireForm(packet: unknown): unknown {
-  const p = packet as { type: string; data?: unknown };
-  return wireForm(p.type === "message" && p.data === undefined ? { ...p, data: "" } : p);
-}
 
 /** Upstream packet → our WebSocket frame, or why there is none. */
 function toFrame(packet: { type: string; data?: unknown }): string | ArrayBuffer | { skip: string } {

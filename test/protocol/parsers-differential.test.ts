@@ -26,26 +26,11 @@ import {
   SocketPacketType as T,
   type SocketPacket,
 } from "../../src/protocol/socketio.js";
+import { seededRandom, type Random } from "../shared/random.js";
 import { payloads, STRICTER, ZERO_ATTACHMENT_PACKETS } from "./vectors/differences.js";
-import { toArrayBuffer, wireForm } from "./vectors/revive.js";
+import { engineWireForm, toArrayBuffer, wireForm } from "./vectors/revive.js";
 
 // ------------------------------------------------------------------ seeded generation
-
-/** mulberry32: small, fast, and the same sequence everywhere. */
-function random(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <V>(items: readonly V[]): V => items[int(items.length)]!;
-  return { next, int, pick, chance: (p: number) => next() < p };
-}
-type Random = ReturnType<typeof random>;
 
 const TEXT_PIECES = [
   "a", "Z", "0", "42", " ", "-", "/", ",", "[", "]", "{", "}", "\"", "\\", "'", ":", "_placeholder",
@@ -181,7 +166,7 @@ const PACKETS_PER_SEED = 300;
 
 describe("socket.io-parser, differential: generated packets", () => {
   it.each(SEEDS)("seed %i: same wire text and bytes, and each decodes the other's", (seed) => {
-    const r = random(seed);
+    const r = seededRandom(seed);
     const encoder = new Encoder();
     let binaries = 0;
     for (let n = 0; n < PACKETS_PER_SEED; n++) {
@@ -309,7 +294,7 @@ function malformed(r: Random, valid: string[]): string {
 
 describe("socket.io-parser, differential: malformed input", () => {
   it.each(SEEDS)("seed %i: what they refuse we refuse; other differences are documented", (seed) => {
-    const r = random(seed);
+    const r = seededRandom(seed);
     const valid = Array.from({ length: 200 }, () => encodeSocketPacket(packet(r)).header);
     valid.push('51-["a",{"_placeholder":true,"num":0}]', '62-7[{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]');
     const unexplained: string[] = [];
@@ -387,7 +372,7 @@ describe("engine.io-parser, differential: WebSocket frames", () => {
   const TYPES = ["open", "close", "ping", "pong", "message", "upgrade", "noop"] as const;
 
   it("encodes and decodes generated packets as engine.io-parser does", () => {
-    const r = random(7);
+    const r = seededRandom(7);
     for (let n = 0; n < 1000; n++) {
       const type = r.pick(TYPES);
       const packet = (
@@ -403,12 +388,12 @@ describe("engine.io-parser, differential: WebSocket frames", () => {
       expect(wireForm(ours)).toEqual(wireForm(theirs));
       const decoded = decodeEnginePacket(ours);
       const theirDecoded = eio.decodePacket(ours, "arraybuffer");
-      expect(decoded.ok && engineForm(decoded.value)).toEqual(engineForm(theirDecoded));
+      expect(decoded.ok && engineWireForm(decoded.value)).toEqual(engineWireForm(theirDecoded));
     }
   });
 
   it("refuses every text frame engine.io-parser refuses; `b` frames are the one documented difference", () => {
-    const r = random(8);
+    const r = seededRandom(8);
     const soup = ["0", "1", "2", "4", "6", "7", "8", "9", "b", "a", "A", "=", "{", "[", " ", "é", "😀", "probe", ""];
     for (let n = 0; n < 2000; n++) {
       let frame = "";
@@ -417,15 +402,10 @@ describe("engine.io-parser, differential: WebSocket frames", () => {
       const ours = decodeEnginePacket(frame);
       if (theirs.type === "error") expect(ours.ok, JSON.stringify(frame)).toBe(false);
       else if (frame.startsWith("b")) expect(ours.ok, STRICTER.base64TextFrame).toBe(false);
-      else expect(ours.ok && engineForm(ours.value), JSON.stringify(frame)).toEqual(engineForm(theirs));
+      else expect(ours.ok && engineWireForm(ours.value), JSON.stringify(frame)).toEqual(engineWireForm(theirs));
     }
   });
 });
-
-/** `{ type: "message" }` (engine.io-parser, from "4") reads as our `{ type: "message", data: "" }`. */
-function engineForm(packet: { type: string; data?: unknown }): unknown {
-  return wireForm(packet.type === "message" && packet.data === undefined ? { ...packet, data: "" } : packet);
-}
 
 /** Polling payloads (`\x1e`-joined, binary as `b`+base64): ours against engine.io-parser's. */
 describe("engine.io-parser, differential: polling payloads", () => {
@@ -454,7 +434,7 @@ describe("engine.io-parser, differential: polling payloads", () => {
   const theirPayload = (packets: eio.Packet[]) => new Promise<string>((resolve) => eio.encodePayload(packets, resolve));
 
   it("encodes and decodes generated payloads as engine.io-parser does", async () => {
-    const r = random(9);
+    const r = seededRandom(9);
     for (let n = 0; n < 300; n++) {
       const packets = Array.from({ length: 1 + r.int(6) }, (): eio.Packet => {
         if (r.chance(0.3)) return { type: "message", data: toArrayBuffer(binary(r)) };
@@ -469,7 +449,7 @@ describe("engine.io-parser, differential: polling payloads", () => {
   });
 
   it("refuses every payload engine.io-parser refuses", () => {
-    const r = random(10);
+    const r = seededRandom(10);
     const soup = ["4", "2", "b", "AQID", "=", "\x1e", "9", "x", "{", " ", "é", ""];
     for (let n = 0; n < 2000; n++) {
       let payload = "";

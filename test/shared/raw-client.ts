@@ -121,20 +121,6 @@ export class RawClient {
     return this.closed;
   }
 
-  /** Collects frames for `ms` (answering pings) and returns them. */
-  async drain(ms: number): Promise<Frame[]> {
-    const frames: Frame[] = [];
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline && !this.closed) {
-      try {
-        frames.push(await this.next({ timeoutMs: Math.max(1, deadline - Date.now()) }));
-      } catch {
-        break;
-      }
-    }
-    return frames;
-  }
-
   close(): void {
     this.closing = true;
     try {

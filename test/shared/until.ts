@@ -1,11 +1,19 @@
 /** Waiting for conditions, never for fixed times: the same in workerd and in Node. */
 
-/** Waits until `condition` holds, polling every 10 ms; rejects after `timeoutMs`, naming `what`. */
-export async function until(condition: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
+/**
+ * Waits until `condition` (sync or async) holds, polling every `intervalMs`; rejects after
+ * `timeoutMs`, naming `what` (a function is asked only then, so it can say what it saw last).
+ */
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what: string | (() => string) = "condition",
+  intervalMs = 10,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === "function" ? what() : what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 

@@ -1,7 +1,9 @@
 /** socket.io-client as the API document uses it, plus small waiting helpers for tests. */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
+import { until } from "../shared/until.js";
 
 export type { Socket };
+export { until };
 
 const open = new Set<Socket>();
 
@@ -42,17 +44,6 @@ export function collect<T = any>(socket: Socket, event: string): T[] {
   return seen;
 }
 
-/** Waits until `condition` holds, polling; rejects after `timeoutMs`. */
-export async function until(condition: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Closes every client a test file opened. */
 export function closeAll(): void {
   for (const socket of open) socket.close();
@@ -62,6 +53,11 @@ export function closeAll(): void {
 /** `socket.timeout(timeoutMs).emitWithAck(event, payload)`: the ack, or a rejection after `timeoutMs`. */
 export function ack(socket: Socket, event: string, payload: unknown, timeoutMs = 5000): Promise<any> {
   return socket.timeout(timeoutMs).emitWithAck(event, payload);
+}
+
+/** Sends `message` to room `pullRequestId` as `username`; resolves with the ack. */
+export function send(socket: Socket, pullRequestId: number | string, username: string, message: string): Promise<any> {
+  return ack(socket, "send-message-to-pr-room", { pullRequestId, username, message });
 }
 
 /** One server event as a client saw it, in arrival order with every other. */
@@ -84,7 +80,7 @@ let markers = 0;
  */
 export async function marker(sender: Socket, pullRequestId: number | string, username: string, at: Seen[][]): Promise<string> {
   const text = `marker ${++markers}`;
-  const answer = await ack(sender, "send-message-to-pr-room", { pullRequestId, username, message: text });
+  const answer = await send(sender, pullRequestId, username, text);
   if (!answer?.ok) throw new Error(`the marker was refused: ${JSON.stringify(answer)}`);
   await until(() => at.every((log) => log.some(([event, payload]) => event === "pr-room-message" && payload.message === text)), 5000, text);
   return text;

@@ -27,18 +27,24 @@ export interface WranglerDevOptions {
    * side by side never share a room's storage.
    */
   freshState?: boolean;
+  /** Worker variables, each passed as `--var KEY:VALUE`. */
+  vars?: Record<string, string>;
 }
 
-export async function wranglerDev(configPath: string, extraArgs: string[] = [], options: WranglerDevOptions = {}): Promise<ServedWorker> {
+/** `--var KEY:VALUE` for each of `vars`. */
+export const varArgs = (vars: Record<string, string> = {}): string[] =>
+  Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+
+export async function wranglerDev(configPath: string, options: WranglerDevOptions = {}): Promise<ServedWorker> {
   const state = options.freshState ? await mkdtemp(join(tmpdir(), "pr-rooms-state-")) : undefined;
-  if (state) extraArgs = [...extraArgs, "--persist-to", state];
+  const extraArgs = [...varArgs(options.vars), ...(state ? ["--persist-to", state] : [])];
   const removeState = async () => {
     if (state) await rm(state, { recursive: true, force: true });
   };
   // A port found free can be taken before wrangler binds it (by another file's wrangler or
   // any outgoing connection: both draw from the same ephemeral range): then try fresh ports.
   for (let attempt = 1; ; attempt++) {
-    const started = await start(configPath, extraArgs);
+    const started = await startWranglerDev(configPath, await freePort(), extraArgs);
     if (started.ok) return served(started, removeState);
     if (attempt < START_ATTEMPTS && started.output.includes("Address already in use")) continue;
     await removeState();
@@ -52,8 +58,11 @@ type Started =
   | { ok: true; url: string; child: ChildProcess; output: () => string }
   | { ok: false; error: string; output: string };
 
-async function start(configPath: string, extraArgs: string[]): Promise<Started> {
-  const port = await freePort();
+/**
+ * Runs `wrangler dev -c <configPath> --port <port> ...extraArgs` and waits until it serves.
+ * If it does not, it is killed and the answer says why, with its output.
+ */
+export async function startWranglerDev(configPath: string, port: number, extraArgs: string[] = []): Promise<Started> {
   // Parallel test files each run a wrangler: give each its own devtools port too.
   const inspectorPort = await freePort();
   const child: ChildProcess = spawn(
@@ -65,7 +74,8 @@ async function start(configPath: string, extraArgs: string[]): Promise<Started> 
       ...extraArgs,
     ],
     {
-      env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", CI: "true" },
+      // X_LOCAL_OBSERVABILITY as the e2e project's env sets it too (vitest.config.ts), for any caller.
+      env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false", CI: "true" },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     },
@@ -83,17 +93,21 @@ async function start(configPath: string, extraArgs: string[]): Promise<Started> 
   return { ok: true, url, child, output: () => output };
 }
 
+/** Stops a wrangler started by startWranglerDev, and everything it started: SIGTERM, then SIGKILL after 5 s. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  process.kill(-child.pid!, "SIGTERM");
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+  if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
+}
+
 function served({ url, child, output }: Extract<Started, { ok: true }>, removeState: () => Promise<void>): ServedWorker {
   return {
     url,
     logs: output,
     close: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        process.kill(-child.pid!, "SIGTERM");
-        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-        if (child.exitCode === null) process.kill(-child.pid!, "SIGKILL");
-      }
+      await stopChild(child);
       await removeState();
     },
   };

@@ -4,9 +4,9 @@
  * End to end over HTTP: test/e2e/api.test.ts.
  */
 import { env, exports } from "cloudflare:workers";
-import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
 import app from "../../src/index.js";
+import { signToken } from "../shared/token.js";
 
 const SECRET = "worker-api-secret-that-is-long-enough-01";
 
@@ -16,8 +16,7 @@ let nextSubject = 1;
 const run = Math.random().toString(36).slice(2, 8);
 const freshSubject = () => `bot-${run}-${nextSubject++}`;
 
-const bearer = async (claims: Record<string, unknown>) =>
-  `Bearer ${await sign({ exp: Math.floor(Date.now() / 1000) + 600, ...claims }, SECRET, "HS256")}`;
+const bearer = async (claims: Record<string, unknown>) => `Bearer ${await signToken(SECRET, claims)}`;
 
 /** The project's env (bindings and test vars) with identity on; `extra` replaces bindings. */
 const envWith = (extra: Record<string, unknown> = {}) => ({ ...env, AUTH_SECRET: SECRET, ...extra }) as unknown as Env;

@@ -1,5 +1,6 @@
 /** Opens raw Engine.IO peers on the Worker from inside workerd, and small helpers for chat tests. */
 import { exports } from "cloudflare:workers";
+import { eachPath, rawQuery } from "../shared/paths.js";
 import { RawClient } from "../shared/raw-client.js";
 
 export { RawClient };
@@ -20,11 +21,8 @@ export async function connectedRaw(auth?: object): Promise<{ client: RawClient; 
   return { client, sid: await client.connect(auth) };
 }
 
-/** The two ways in: the gateway (no room in the URL) and the direct path (the room in the URL). */
-export const PATHS = [
-  ["gateway", (_pr: number | string) => "EIO=4&transport=websocket"],
-  ["direct", (pr: number | string) => `EIO=4&transport=websocket&pullRequestId=${pr}`],
-] as const;
+/** The two ways in (test/shared/paths.ts), as `[name, queryFor]`: the gateway (no room in the URL) and the direct path (the room in the URL). */
+export const PATHS = eachPath(rawQuery);
 
 export type QueryFor = (pr: number | string) => string;
 
@@ -44,4 +42,19 @@ export async function member(queryFor: QueryFor, pr: number | string, username: 
   const ack = await call(client, "join-pr-room", { pullRequestId: pr, username });
   if (!ack?.ok) throw new Error(`join refused: ${JSON.stringify(ack)}`);
   return client;
+}
+
+/** CONNECTs with `auth` (a recovery's pid and offset, say) and returns the CONNECT answer's payload. */
+export async function connectWith(client: RawClient, auth: object): Promise<{ sid: string; pid?: string }> {
+  await client.next(); // open packet
+  client.send(`40${JSON.stringify(auth)}`);
+  const reply = (await client.next()) as string;
+  if (!reply.startsWith("40{")) throw new Error(`CONNECT refused: ${reply}`);
+  return JSON.parse(reply.slice(2));
+}
+
+/** The next message event as [payload, offset]. */
+export async function nextMessage(client: RawClient): Promise<[any, string | undefined]> {
+  const [, payload, offset] = (await client.nextEvent("pr-room-message")) as unknown as [string, any, string | undefined];
+  return [payload, offset];
 }

@@ -5,25 +5,14 @@ import { describe, expect, it } from "vitest";
 import { PrRoomError, PrRoomMessage } from "../../src/events.js";
 import type { PrRoom } from "../../src/room/pr-room.js";
 import { never, until } from "../shared/until.js";
-import { connectedRaw, RawClient } from "./raw-client.js";
+import { call, connectedRaw, member, PATHS, RawClient } from "./raw-client.js";
 
 let nextPr = 1000;
 /** A fresh pull request per test: storage is shared within this file. */
 const freshPr = () => nextPr++;
 
-let ackIds = 100;
-async function call(client: RawClient, event: string, payload: unknown): Promise<any> {
-  const id = ackIds++;
-  client.emit(event, payload, id);
-  return client.ack(id);
-}
-
-async function member(pullRequestId: number | string, username: string) {
-  const { client } = await connectedRaw();
-  const ack = await call(client, "join-pr-room", { pullRequestId, username });
-  expect(ack).toMatchObject({ ok: true });
-  return client;
-}
+/** This file's clients take the gateway path (no room in the URL). */
+const gateway = PATHS[0][1];
 
 /** Who the room says is in it now (users in their presence grace included). */
 async function usersIn(pr: number | string): Promise<string[]> {
@@ -33,11 +22,8 @@ async function usersIn(pr: number | string): Promise<string[]> {
 /** Waits until the room's users are exactly `users` (presence grace is short in tests). */
 async function untilUsers(pr: number | string, users: string[]): Promise<void> {
   let seen: string[] = [];
-  const deadline = Date.now() + 4000;
-  while (JSON.stringify((seen = await usersIn(pr))) !== JSON.stringify(users)) {
-    if (Date.now() > deadline) throw new Error(`room has ${JSON.stringify(seen)}, not ${JSON.stringify(users)}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  const what = () => `users ${JSON.stringify(users)} (the room has ${JSON.stringify(seen)})`;
+  await until(async () => JSON.stringify((seen = await usersIn(pr))) === JSON.stringify(users), 4000, what, 20);
 }
 
 /**
@@ -66,7 +52,7 @@ describe("join and members", () => {
       seq: 0,
     });
     expect(await call(a, "join-pr-room", { pullRequestId: pr, username: "alice" })).toMatchObject({ members: 1 });
-    const b = await member(String(pr), "bob");
+    const b = await member(gateway, String(pr), "bob");
     // The same user from a second connection (another tab) is still one member.
     const { client: a2 } = await connectedRaw();
     expect(await call(a2, "join-pr-room", { pullRequestId: `00${pr}`, username: "alice" })).toMatchObject({
@@ -85,8 +71,8 @@ describe("join and members", () => {
 describe("messages", () => {
   it("broadcasts to every member, the sender included, and acks with the id", async () => {
     const pr = freshPr();
-    const a = await member(pr, "alice");
-    const b = await member(pr, "bob");
+    const a = await member(gateway, pr, "alice");
+    const b = await member(gateway, pr, "bob");
     const ack = await call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "LGTM" });
     expect(ack).toEqual({ ok: true, id: expect.any(String), seq: 1 });
     for (const client of [a, b]) {
@@ -106,8 +92,8 @@ describe("messages", () => {
 
   it("keeps rooms apart", async () => {
     const [p1, p2] = [freshPr(), freshPr()];
-    const a = await member(p1, "alice");
-    const c = await member(p2, "carol");
+    const a = await member(gateway, p1, "alice");
+    const c = await member(gateway, p2, "carol");
     await call(a, "send-message-to-pr-room", { pullRequestId: p1, username: "alice", message: "only p1" });
     // The marker goes through p1's room too (a joins p2 after its send), so it is ordered after
     // "only p1" there; in p2, c must see nothing but the marker.
@@ -120,8 +106,8 @@ describe("messages", () => {
 
   it("gives the leaver nothing more, and leave is idempotent", async () => {
     const pr = freshPr();
-    const a = await member(pr, "alice");
-    const b = await member(pr, "bob");
+    const a = await member(gateway, pr, "alice");
+    const b = await member(gateway, pr, "bob");
     expect(await call(b, "leave-pr-room", { pullRequestId: pr, username: "bob" })).toEqual({ ok: true, pullRequestId: pr });
     expect(await call(b, "leave-pr-room", { pullRequestId: pr, username: "bob" })).toEqual({ ok: true, pullRequestId: pr });
     await call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "still there?" });
@@ -203,8 +189,8 @@ describe("refusals", () => {
 
   it("refuses empty, blank, non-string and over-long messages, and a username other than the joined one", async () => {
     const pr = freshPr();
-    const a = await member(pr, "alice");
-    const b = await member(pr, "bob");
+    const a = await member(gateway, pr, "alice");
+    const b = await member(gateway, pr, "bob");
     const send = (payload: object) => call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", ...payload });
     expect((await send({ message: "" })).error.code).toBe("invalid_payload");
     expect((await send({ message: " \n\t " })).error.code).toBe("invalid_payload");
@@ -226,8 +212,8 @@ describe("refusals", () => {
 describe("typing", () => {
   it("relays typing and stop-typing to the others, not the typist", async () => {
     const pr = freshPr();
-    const a = await member(pr, "alice");
-    const b = await member(pr, "bob");
+    const a = await member(gateway, pr, "alice");
+    const b = await member(gateway, pr, "bob");
     expect(await call(a, "typing", { pullRequestId: pr, username: "alice" })).toEqual({ ok: true });
     expect(await b.nextEvent("typing")).toEqual(["typing", { pullRequestId: pr, username: "alice" }]);
     a.emit("stop-typing", { pullRequestId: pr, username: "alice" });
@@ -241,8 +227,8 @@ describe("typing", () => {
 
   it("expires a typing not renewed within TYPING_TIMEOUT_MS, by alarm", async () => {
     const pr = freshPr();
-    const a = await member(pr, "alice");
-    const b = await member(pr, "bob");
+    const a = await member(gateway, pr, "alice");
+    const b = await member(gateway, pr, "bob");
     const stub = env.PR_ROOM.getByName(`pr:${pr}`);
     a.emit("typing", { pullRequestId: pr, username: "alice" });
     await b.nextEvent("typing");
@@ -252,7 +238,7 @@ describe("typing", () => {
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(await runInDurableObject(stub, (_: PrRoom, state) => state.storage.getAlarm())).toBe(alarm);
     // carol's arrival is the marker: anything the early alarm sent b came before it.
-    const c = await member(pr, "carol");
+    const c = await member(gateway, pr, "carol");
     expect((await b.nextEvent())).toEqual(["pr-room-user-joined", { pullRequestId: pr, username: "carol" }]);
     // Then the real alarm fires at the deadline.
     const [, notice] = await b.nextEvent("stop-typing", 3000);
@@ -265,9 +251,9 @@ describe("typing", () => {
 
   it("emits stop-typing when a typist leaves or disconnects", async () => {
     const pr = freshPr();
-    const a = await member(pr, "alice");
-    const b = await member(pr, "bob");
-    const c = await member(pr, "carol");
+    const a = await member(gateway, pr, "alice");
+    const b = await member(gateway, pr, "bob");
+    const c = await member(gateway, pr, "carol");
     a.emit("typing", { pullRequestId: pr, username: "alice" });
     b.emit("typing", { pullRequestId: pr, username: "bob" });
     await c.nextEvent("typing");
@@ -283,7 +269,7 @@ describe("typing", () => {
 describe("disconnects", () => {
   it("leaves every room the client joined, whatever ends the connection", async () => {
     const pr = freshPr();
-    const watcher = await member(pr, "watcher");
+    const watcher = await member(gateway, pr, "watcher");
     const endings: Array<(client: RawClient) => void> = [
       (client) => client.close(),
       (client) => client.send("41"), // Socket.IO DISCONNECT
@@ -305,7 +291,7 @@ describe("disconnects", () => {
 describe("leaving at once", () => {
   it("leaves no ghost member when the leave comes while the link is still opening", async () => {
     const pr = freshPr();
-    const watcher = await member(pr, "watcher");
+    const watcher = await member(gateway, pr, "watcher");
     const { client } = await connectedRaw();
     for (let i = 0; i < 5; i++) {
       client.emit("join-pr-room", { pullRequestId: pr, username: "flicker" });
@@ -319,8 +305,8 @@ describe("leaving at once", () => {
 
   it("still answers the leaver's own events sent before the leave", async () => {
     const pr = freshPr();
-    const a = await member(pr, "alice");
-    const b = await member(pr, "bob");
+    const a = await member(gateway, pr, "alice");
+    const b = await member(gateway, pr, "bob");
     b.emit("send-message-to-pr-room", { pullRequestId: pr, username: "bob", message: "last words" }, 900);
     b.emit("leave-pr-room", { pullRequestId: pr, username: "bob" }, 901);
     expect(await b.ack(901)).toMatchObject({ ok: true });
@@ -334,7 +320,7 @@ describe("leaving at once", () => {
 describe("a client that vanishes", () => {
   it("is removed from its rooms within pingInterval + pingTimeout, without a close frame", async () => {
     const pr = freshPr();
-    const watcher = await member(pr, "watcher");
+    const watcher = await member(gateway, pr, "watcher");
     const { client: ghost } = await connectedRaw();
     expect(await call(ghost, "join-pr-room", { pullRequestId: pr, username: "ghost" })).toMatchObject({ members: 2 });
     ghost.emit("typing", { pullRequestId: pr, username: "ghost" });
@@ -355,7 +341,7 @@ describe("several rooms on one connection", () => {
     const { client } = await connectedRaw();
     await call(client, "join-pr-room", { pullRequestId: p1, username: "alice" });
     await call(client, "join-pr-room", { pullRequestId: p2, username: "alice" });
-    const other = await member(p2, "bob");
+    const other = await member(gateway, p2, "bob");
     await call(client, "send-message-to-pr-room", { pullRequestId: p1, username: "alice", message: "one" });
     await call(other, "send-message-to-pr-room", { pullRequestId: p2, username: "bob", message: "two" });
     const got = [(await client.nextEvent("pr-room-message"))[1], (await client.nextEvent("pr-room-message"))[1]].map((m) => [m.pullRequestId, m.message]);
@@ -371,8 +357,8 @@ describe("several rooms on one connection", () => {
 describe("hibernation and eviction", () => {
   it("loses nothing when the room hibernates", async () => {
     const pr = freshPr();
-    const a = await member(pr, "alice");
-    const b = await member(pr, "bob");
+    const a = await member(gateway, pr, "alice");
+    const b = await member(gateway, pr, "bob");
     const stub = env.PR_ROOM.getByName(`pr:${pr}`);
     await evictDurableObject(stub, { webSockets: "hibernate" });
     await call(b, "send-message-to-pr-room", { pullRequestId: pr, username: "bob", message: "after sleep" });
@@ -387,8 +373,8 @@ describe("hibernation and eviction", () => {
 
   it("re-opens the links by itself when the room is evicted and its sockets closed", async () => {
     const pr = freshPr();
-    const a = await member(pr, "alice");
-    const b = await member(pr, "bob");
+    const a = await member(gateway, pr, "alice");
+    const b = await member(gateway, pr, "bob");
     const stub = env.PR_ROOM.getByName(`pr:${pr}`);
     await evictDurableObject(stub, { webSockets: "close" });
     expect(await call(a, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "back" })).toMatchObject({

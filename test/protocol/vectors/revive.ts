@@ -159,3 +159,9 @@ export function wireForm(value: unknown, seen: Set<unknown> = new Set()): unknow
   seen.delete(value);
   return out;
 }
+
+/** wireForm of an Engine.IO packet: engine.io-parser's `{ type: "message" }` (from "4") is our `{ type: "message", data: "" }`. */
+export function engineWireForm(packet: unknown): unknown {
+  const p = packet as { type: string; data?: unknown };
+  return wireForm(p.type === "message" && p.data === undefined ? { ...p, data: "" } : p);
+}
