@@ -1,21 +1,21 @@
 /**
  * Who may call the API: a bearer JWT verified exactly as a socket's token is
  * (`verifyToken`: HS256 only, iss/aud, exp with CLOCK_SKEW_SECONDS), whose space-separated
- * `scope` grants `publish` (which implies `read`) or `read`. Its optional `prs` limits
+ * `scope` grants `publish` (which implies `read`) or `read` (the words and their grants are
+ * identity.ts's SCOPE_GRANTS, shared with the sockets; an unknown word makes the token
+ * invalid, 401 token_invalid, as everywhere). Its optional `prs` limits
  * the rooms. Without AUTH_SECRET nobody can be authenticated, so the API is off: it
  * never publishes for an unauthenticated caller.
  */
 import { createMiddleware } from "hono/factory";
-import { verifyToken, type Identity } from "../chat/identity.js";
+import { allowsRoom, grants, verifyToken, type Grant, type Identity } from "../chat/identity.js";
 import { configOf } from "../config.js";
 import { roomName } from "../events.js";
 import type { ApiEnv } from "./env.js";
 import { ApiError } from "./errors.js";
 
-export type Scope = "publish" | "read";
-
-/** The scopes each scope word grants. */
-const GRANTS: Record<string, readonly Scope[]> = { publish: ["publish", "read"], read: ["read"] };
+/** What an API route may require of a token's scope: an operation of the API, not the chat. */
+export type Scope = Exclude<Grant, "chat">;
 
 const REALM = 'Bearer realm="pr-rooms"';
 
@@ -46,14 +46,9 @@ export function requireScope(scope: Scope) {
 
 /** Refuses a room outside the token's `prs` (a token without `prs` may use any). */
 export function requireRoom(identity: Identity, key: string): void {
-  if (identity.pullRequests && !identity.pullRequests.has(key)) {
+  if (!allowsRoom(identity, key)) {
     throw ApiError.of(403, "forbidden", `this token does not allow ${roomName(key)}`);
   }
-}
-
-function grants(identity: Identity, scope: Scope): boolean {
-  for (const word of identity.scopes) if (GRANTS[word]?.includes(scope)) return true;
-  return false;
 }
 
 /** The token of `Authorization: Bearer <token>`; undefined for no header or another scheme. */
