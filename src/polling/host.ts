@@ -153,7 +153,14 @@ export class PollingHost {
     this.phase = "moved";
     engine.moved();
     this.answerHeld(refuse(HandshakeError.BAD_REQUEST));
-    return { engine: engine.state, handshake: this.handshake!, lastPingAt: this.heartbeat.lastPingAt, queued, app: snapshot };
+    return {
+      engine: engine.state,
+      handshake: this.handshake!,
+      lastPingAt: this.heartbeat.lastPingAt,
+      pings: engine.unansweredPings,
+      queued,
+      app: snapshot,
+    };
   }
 
   // ---- requests --------------------------------------------------------------------------
@@ -192,13 +199,11 @@ export class PollingHost {
       engine.close("transport error");
       return new Response(null, { status: 400 });
     }
-    const limit = this.options.maxPayload;
-    // Never read: the runtime drops the rest of the body.
-    if (Number(request.headers.get("Content-Length") ?? 0) > limit) return new Response(null, { status: 413 });
+    // A declared length over the limit was refused by the Worker, unread; this reads at most the limit.
     this.posting = true;
     let body: string | undefined;
     try {
-      body = await readText(request, limit);
+      body = await readText(request, this.options.maxPayload);
     } finally {
       this.posting = false;
     }

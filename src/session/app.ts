@@ -34,6 +34,11 @@ export interface SessionHandOver {
   handshake: Handshake;
   /** When the client was last pinged (ms since the epoch; 0: never): the new host keeps the beat. */
   lastPingAt: number;
+  /**
+   * When each ping still unanswered went out (heartbeat or probe, oldest first): their pongs
+   * come to the new host, which matches them instead of taking them for pongs nobody asked for.
+   */
+  pings?: number[];
   /** Frames queued for the client and not yet delivered, oldest first: they go out first. */
   queued: Frame[];
   /** The application's part. */

@@ -1,13 +1,32 @@
 /**
  * Client sockets held by a Durable Object with the hibernation API (the direct path):
  * the shared Engine.IO / Socket.IO session runs on each, its state in the socket's
- * attachment. Pings come from one alarm per object per pingInterval, the runtime answers
- * pongs without waking the object (`setWebSocketAutoResponse`), and liveness is read from
- * the auto-response timestamps. Any object can host sessions this way: a room, or a
- * protocol fixture.
+ * attachment. The object's one alarm drives the heartbeat: a round pings every socket each
+ * pingInterval, and the pings of a round are judged pingTimeout after it. While no probe is
+ * out, the runtime answers pongs without waking the object (`setWebSocketAutoResponse`) and
+ * liveness is read from the auto-response timestamps. Any object can host sessions this
+ * way: a room, or a protocol fixture.
+ *
+ * Matching pongs to pings. Engine.IO pongs carry nothing: the n-th pong answers the n-th
+ * ping, so proof of reading needs every pong counted. The auto-response cannot count: the
+ * runtime only keeps the time of the last pong it answered, per socket, and it answers
+ * pongs nobody asked for too; it is also set per object, not per socket. So:
+ * - While no socket has a probe out, each socket has at most one ping out (the round's),
+ *   and a pong seen by its timestamp answers it if it came after it. Pongs that came with
+ *   no ping out are seen (at least one per look: the alarm looks twice per interval) and
+ *   counted as pongs nobody asked for, across hibernation.
+ * - Before any probe goes out, the object turns the auto-response off, having taken in the
+ *   timestamps first; until no probe is out anywhere, every pong reaches the session as a
+ *   message and is matched exactly, as on the gateway. That is sound because the runtime
+ *   delivers a socket's frames in order and answers a pong either itself (timestamp) or by
+ *   delivering it (message), never both, and the switch happens while the object runs, so
+ *   no pong falls between the two. While it is off, idle sockets' pongs wake the object:
+ *   only during bursts, when it is awake anyway.
  */
 import { log } from "../log.js";
-import { EngineSession, type EngineState, type Heartbeat } from "./engine.js";
+import type { Ping } from "./backlog.js";
+import { EngineSession, LATE_LOOK_MS, LOOK_AGAIN_MS, type EngineState, type Heartbeat } from "./engine.js";
+import { HandshakeError, refuse } from "./handshake.js";
 import { randomId } from "./ids.js";
 import type { NamespaceRegistry } from "./namespaces.js";
 import type { SocketState } from "./socket.js";
@@ -26,39 +45,73 @@ export interface DirectAttachment<App> {
 export const DIRECT_TAG = "direct";
 const LAST_PING = "direct:lastPingAt";
 
+/**
+ * Sockets one object holds that have not CONNECTed to a namespace yet. A client CONNECTs
+ * within a round trip of opening, so this many only wait at once under a flood of sockets
+ * that never will; such a flood then holds no more than this many of the object's sockets,
+ * and each for no longer than CONNECT_TIMEOUT_MS (the alarm closes it on time).
+ */
+export const MAX_PENDING_DIRECT = 100;
+
+/**
+ * With MAX_PENDING_DIRECT sockets waiting, a new one takes the place of the oldest if that
+ * has waited this long (far longer than a CONNECT takes), and is refused (HTTP 503, Engine.IO
+ * error 3) otherwise. Without it, 100 sockets opened per CONNECT_TIMEOUT_MS would keep every
+ * new client out; with it, keeping them out takes 100 new sockets every 2 s, without pause.
+ */
+export const PENDING_GRACE_MS = 2_000;
+
+/** What a connection needs from the sessions that hold it. */
+interface DirectHost<App> {
+  /** When the runtime last answered a pong on `ws` (ms; 0: never). */
+  lastPong(ws: WebSocket): number;
+  /** The session closed the socket itself (ping timeout, protocol error, slow reader). */
+  ended(direct: DirectConnection<App>): void;
+  /** A probe is about to go out on `direct`. */
+  probing(direct: DirectConnection<App>): void;
+  /** A pong came on `direct`: it may have no probe out any more. */
+  settled(direct: DirectConnection<App>): void;
+  /** `direct` owes more than the slow-reader cap: look at it again at `deadline`. */
+  behind(direct: DirectConnection<App>, deadline: number): void;
+}
+
 export class DirectConnection<App = unknown> {
   readonly engine: EngineSession;
   readonly layer: SocketLayer;
   app: App | undefined;
-  /** When the outstanding ping went out (heartbeat or probe); 0 when none is. */
-  pingSentAt = 0;
+  /** The heartbeat ping of the last round while it is unanswered. */
+  heartbeatPing: Ping | undefined;
+  /** While it owes more than the slow-reader cap: when the alarm looks at it next. */
+  slowLookAt: number | undefined;
+  /** The auto-response timestamp as last looked at: a later one is a pong since. */
+  private seenPongAt: number;
 
   constructor(
     readonly ws: WebSocket,
     attachment: DirectAttachment<App>,
     options: EngineOptions,
     namespaces: NamespaceRegistry,
-    /** When this socket's last pong was answered by the runtime (ms; 0: never). */
-    private readonly lastPong: () => number,
-    /** The session closed the socket itself (ping timeout, protocol error, slow reader). */
-    ended: (direct: DirectConnection<App>) => void,
+    private readonly host: DirectHost<App>,
   ) {
     this.app = attachment.app;
+    this.seenPongAt = host.lastPong(ws);
     const heartbeat: Heartbeat = {
       start: () => {},
-      pong: () => {},
       stop: () => {},
-      pinged: () => {
-        this.pingSentAt = Date.now();
+      pong: (ping) => {
+        if (this.heartbeatPing && ping.serial >= this.heartbeatPing.serial) this.heartbeatPing = undefined;
+        host.settled(this);
       },
-      ponged: () => this.answered(),
+      probing: () => host.probing(this),
+      behind: (deadline) => host.behind(this, deadline),
+      stray: () => this.save(),
     };
     this.engine = new EngineSession(
       attachment.engine,
       {
         send: (frame) => ws.send(frame),
         close: (code, reason) => {
-          ended(this);
+          host.ended(this);
           ws.close(code, reason);
         },
       },
@@ -75,47 +128,95 @@ export class DirectConnection<App = unknown> {
     this.ws.serializeAttachment(attachment);
   }
 
-  /**
-   * The heartbeat round: a socket that left its ping unanswered for pingTimeout is closed;
-   * one with no ping outstanding gets one. At most one ping is outstanding, so a pong seen
-   * after it was sent answers exactly that ping.
-   */
-  heartbeat(now: number, connectTimeout: number): void {
-    if (this.engine.closed) return;
-    if (this.answered()) this.engine.pongSeen();
-    if (this.pingSentAt !== 0) {
-      if (now - this.pingSentAt >= this.engine.options.pingTimeout) this.engine.close("ping timeout");
-      return;
-    }
-    if (this.layer.socketCount === 0 && now - this.engine.state.openedAt >= connectTimeout) {
-      return this.engine.close("server namespace disconnect", CloseCode.normal, "connect timeout");
-    }
-    this.engine.ping();
+  /** When the runtime last answered a pong on this socket (ms; 0: never). */
+  get lastPongAt(): number {
+    return this.host.lastPong(this.ws);
   }
 
-  /** True (once) when a pong came after the outstanding ping. */
-  private answered(): boolean {
-    if (this.pingSentAt === 0 || this.lastPong() < this.pingSentAt) return false;
-    this.pingSentAt = 0;
-    return true;
+  /**
+   * Takes in a pong the runtime answered since the last look: it answers the ping out (at
+   * most one while the runtime answers pongs), or nobody's if it came before it.
+   */
+  look(): void {
+    if (this.engine.closed) return;
+    const at = this.host.lastPong(this.ws);
+    if (at <= this.seenPongAt) return;
+    this.seenPongAt = at;
+    this.engine.pongSeen(at);
   }
+
+  /** Closes the socket if its heartbeat ping went unanswered for pingTimeout; true when it is closed. */
+  judge(now: number): boolean {
+    this.look();
+    const ping = this.heartbeatPing;
+    if (ping && !this.engine.closed && now - ping.at >= this.engine.options.pingTimeout) this.engine.close("ping timeout");
+    return this.engine.closed;
+  }
+
+  /** The heartbeat round: judged, then pinged unless its last heartbeat ping is still out. */
+  beat(now: number): void {
+    if (this.judge(now)) return;
+    const deadline = this.connectDeadline();
+    if (deadline !== undefined && now >= deadline) {
+      return this.engine.close("server namespace disconnect", CloseCode.normal, "connect timeout");
+    }
+    if (!this.heartbeatPing) this.heartbeatPing = this.engine.ping(true);
+  }
+
+  /** When a socket with no namespace is closed (CONNECT_TIMEOUT_MS after it opened); undefined while it has one. */
+  connectDeadline(): number | undefined {
+    if (this.layer.socketCount > 0) return undefined;
+    return this.engine.state.openedAt + this.engine.options.connectTimeout;
+  }
+}
+
+export interface DirectSessionsSettings {
+  /** Sockets that have not CONNECTed yet this object holds at most (MAX_PENDING_DIRECT). */
+  maxPending?: number;
+  /** How long the oldest of those keeps its place against a new socket (PENDING_GRACE_MS). */
+  pendingGrace?: number;
+  /**
+   * Makes the object's alarm fire at `at` or earlier (then the object calls `heartbeat`):
+   * for a slow reader's deadline, which comes up between rounds. Without it, a timer of
+   * this object's own looks at slow readers then (it dies if the object is evicted; the
+   * next round finds them).
+   */
+  wake?: (at: number) => void;
 }
 
 /** The direct sockets of one object, and their heartbeat. */
 export class DirectSessions<App = unknown> {
   private readonly byWs = new Map<WebSocket, DirectConnection<App>>();
   private readonly bySid = new Map<string, DirectConnection<App>>();
-  /** When the heartbeat last pinged (kept in storage: a dead client is judged across hibernation). */
+  /** When the last round pinged (kept in storage: a dead client is judged across hibernation). */
   private lastPingAt: number;
+  /** The last round's pings are still to be judged (at lastPingAt + pingTimeout). */
+  private judgeDue = false;
+  /** Sockets with no namespace yet: capped, and closed at their connect deadline. */
+  private readonly pending = new Set<DirectConnection<App>>();
+  /** Sockets with a probe out: while there is one, pongs come to the object as messages. */
+  private readonly probing = new Set<DirectConnection<App>>();
+  /** Sockets over the slow-reader cap, looked at again at their deadline. */
+  private readonly behind = new Set<DirectConnection<App>>();
+  private readonly pongPair: WebSocketRequestResponsePair;
+  private autoResponding = true;
+  /** The auto-response is being switched (the switch looks at every socket, which may close some). */
+  private switching = false;
+  private readonly maxPending: number;
+  /** Without `settings.wake`: the timer for the next look at slow readers, and when it fires. */
+  private lookTimer: { at: number; timer: ReturnType<typeof setTimeout> } | undefined;
 
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly options: EngineOptions,
     private readonly namespaces: NamespaceRegistry,
+    private readonly settings: DirectSessionsSettings = {},
   ) {
     this.lastPingAt = ctx.storage.kv.get<number>(LAST_PING) ?? 0;
+    this.maxPending = settings.maxPending ?? MAX_PENDING_DIRECT;
     // Pongs are answered by the runtime, so idle sockets never wake the object.
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("3", "6"));
+    this.pongPair = new WebSocketRequestResponsePair("3", "6");
+    ctx.setWebSocketAutoResponse(this.pongPair);
   }
 
   get size(): number {
@@ -140,13 +241,28 @@ export class DirectSessions<App = unknown> {
     return undefined;
   }
 
-  /** Accepts a client's WebSocket (already checked by the Worker) and opens its session. */
+  /** Sockets that have not CONNECTed yet. */
+  get pendingCount(): number {
+    for (const direct of this.pending) if (direct.connectDeadline() === undefined) this.pending.delete(direct);
+    return this.pending.size;
+  }
+
+  /**
+   * Accepts a client's WebSocket (already checked by the Worker) and opens its session; or
+   * refuses it, as the reference server refuses a bad request, while MAX_PENDING_DIRECT
+   * sockets here have not CONNECTed yet, none of them for PENDING_GRACE_MS.
+   */
   accept(request: Request): Response {
+    if (this.pendingCount >= this.maxPending && !this.makeRoom(Date.now())) {
+      const message = `Bad request: ${this.maxPending} connections here have not sent CONNECT yet; try again shortly`;
+      return refuse({ code: HandshakeError.BAD_REQUEST.code, message }, 503);
+    }
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [DIRECT_TAG]);
     const attachment: DirectAttachment<App> = { kind: "direct", engine: { sid: randomId(), openedAt: Date.now() }, sockets: {} };
     server.serializeAttachment(attachment);
     const direct = this.add(server, attachment);
+    this.pending.add(direct);
     direct.engine.open();
     log("connect", { sid: direct.engine.sid, origin: request.headers.get("Origin") ?? undefined, path: "direct" });
     return new Response(null, { status: 101, webSocket: client });
@@ -158,8 +274,12 @@ export class DirectSessions<App = unknown> {
     if (attachment?.kind !== "direct") return undefined;
     const direct = this.add(ws, attachment);
     direct.layer.restore(attachment.sockets);
-    // A ping went out at the last round unless the socket is younger than it.
-    if (attachment.engine.openedAt < this.lastPingAt) direct.pingSentAt = this.lastPingAt;
+    if (direct.connectDeadline() !== undefined) this.pending.add(direct);
+    // The last round pinged it unless it is younger; a pong the runtime answered since was the answer.
+    if (attachment.engine.openedAt < this.lastPingAt && direct.lastPongAt < this.lastPingAt) {
+      direct.heartbeatPing = direct.engine.restorePing(this.lastPingAt);
+      this.judgeDue = true;
+    }
     return direct;
   }
 
@@ -178,28 +298,123 @@ export class DirectSessions<App = unknown> {
     this.forget(direct);
   }
 
-  /** When the next heartbeat round is due, if any socket needs one. */
+  /**
+   * When the alarm must next fire, if any socket needs it: the next round, the judging of
+   * the last round's pings (pingTimeout after it), the earliest CONNECT deadline and the
+   * earliest slow-reader deadline.
+   */
   nextHeartbeatAt(now: number): number | undefined {
-    return this.byWs.size > 0 ? Math.max(now, this.lastPingAt + this.options.pingInterval) : undefined;
+    if (this.byWs.size === 0) return undefined;
+    let next = this.lastPingAt + this.options.pingInterval;
+    if (this.judgeDue) next = Math.min(next, this.lastPingAt + this.options.pingTimeout);
+    for (const direct of this.pending) {
+      const deadline = direct.connectDeadline();
+      if (deadline === undefined) this.pending.delete(direct);
+      else next = Math.min(next, deadline);
+    }
+    for (const direct of this.behind) {
+      const lookAt = direct.engine.slowReaderDeadline === undefined ? undefined : direct.slowLookAt;
+      if (lookAt === undefined) this.behind.delete(direct);
+      else next = Math.min(next, lookAt);
+    }
+    return Math.max(now, next);
   }
 
-  /** The heartbeat round, if due: pings every socket and closes the ones gone silent. */
+  /**
+   * What is due at `now` (the alarm fired): the last round's pings judged, sockets past
+   * their CONNECT deadline closed, slow readers looked at, and the next round if due.
+   */
   heartbeat(now: number): void {
-    if (this.byWs.size === 0 || now < this.lastPingAt + this.options.pingInterval) return;
-    for (const direct of [...this.byWs.values()]) direct.heartbeat(now, this.options.connectTimeout);
+    if (this.byWs.size === 0) return;
+    if (this.judgeDue && now >= this.lastPingAt + this.options.pingTimeout) {
+      this.judgeDue = false;
+      for (const direct of [...this.byWs.values()]) direct.judge(now);
+    }
+    for (const direct of [...this.pending]) {
+      const deadline = direct.connectDeadline();
+      if (deadline === undefined) this.pending.delete(direct);
+      else if (now >= deadline) direct.engine.close("server namespace disconnect", CloseCode.normal, "connect timeout");
+    }
+    for (const direct of [...this.behind]) this.lookAtSlowReader(direct, now);
+    if (now < this.lastPingAt + this.options.pingInterval) return;
+    for (const direct of [...this.byWs.values()]) direct.beat(now);
     this.lastPingAt = now;
+    this.judgeDue = true;
     this.ctx.storage.kv.put(LAST_PING, now);
   }
 
+  /**
+   * The alarm's look at a socket over the slow-reader cap, when due: as of its deadline, so
+   * a pong handled since counts; one that runs late (the object was busy, and the client's
+   * pongs may be queued just behind it) is taken again LOOK_AGAIN_MS later (see LATE_LOOK_MS).
+   */
+  private lookAtSlowReader(direct: DirectConnection<App>, now: number): void {
+    const due = direct.slowLookAt;
+    if (direct.engine.closed || direct.engine.slowReaderDeadline === undefined || due === undefined) {
+      direct.slowLookAt = undefined;
+      this.behind.delete(direct);
+      return;
+    }
+    if (now < due) return;
+    if (now - due > LATE_LOOK_MS) {
+      direct.slowLookAt = now + LOOK_AGAIN_MS;
+      this.wake(direct.slowLookAt);
+      return;
+    }
+    direct.engine.check(Math.min(direct.engine.slowReaderDeadline, now));
+    direct.slowLookAt = direct.engine.slowReaderDeadline;
+    if (direct.slowLookAt === undefined) this.behind.delete(direct);
+  }
+
+  /** Makes sure slow readers are looked at at `at`: by the object's alarm, or by a timer of our own. */
+  private wake(at: number): void {
+    if (this.settings.wake) return this.settings.wake(at);
+    if (this.lookTimer && this.lookTimer.at <= at) return;
+    if (this.lookTimer) clearTimeout(this.lookTimer.timer);
+    const timer = setTimeout(() => {
+      this.lookTimer = undefined;
+      const now = Date.now();
+      for (const direct of [...this.behind]) this.lookAtSlowReader(direct, now);
+      const next = this.nextSlowLook();
+      if (next !== undefined) this.wake(next);
+    }, Math.max(0, at - Date.now()));
+    this.lookTimer = { at, timer };
+  }
+
+  /** The earliest look due at a slow reader. */
+  private nextSlowLook(): number | undefined {
+    let next: number | undefined;
+    for (const direct of this.behind) if (direct.slowLookAt !== undefined && (next === undefined || direct.slowLookAt < next)) next = direct.slowLookAt;
+    return next;
+  }
+
+  /** Closes the oldest socket still waiting to CONNECT, if it has waited PENDING_GRACE_MS. */
+  private makeRoom(now: number): boolean {
+    let oldest: DirectConnection<App> | undefined;
+    for (const direct of this.pending) if (!oldest || direct.engine.state.openedAt < oldest.engine.state.openedAt) oldest = direct;
+    if (!oldest || now - oldest.engine.state.openedAt < (this.settings.pendingGrace ?? PENDING_GRACE_MS)) return false;
+    oldest.engine.close("server namespace disconnect", CloseCode.normal, "connect timeout");
+    return true;
+  }
+
   private add(ws: WebSocket, attachment: DirectAttachment<App>): DirectConnection<App> {
-    const direct = new DirectConnection<App>(
-      ws,
-      attachment,
-      this.options,
-      this.namespaces,
-      () => this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0,
-      (ended) => this.forget(ended),
-    );
+    const direct = new DirectConnection<App>(ws, attachment, this.options, this.namespaces, {
+      lastPong: (socket) => this.ctx.getWebSocketAutoResponseTimestamp(socket)?.getTime() ?? 0,
+      ended: (ended) => this.forget(ended),
+      probing: (probing) => {
+        this.probing.add(probing);
+        this.reconsider();
+      },
+      settled: (settled) => {
+        if (this.switching || settled.engine.probing || !this.probing.delete(settled)) return;
+        this.reconsider();
+      },
+      behind: (behind, deadline) => {
+        this.behind.add(behind);
+        behind.slowLookAt = Math.min(behind.slowLookAt ?? Infinity, deadline);
+        this.wake(behind.slowLookAt);
+      },
+    });
     this.byWs.set(ws, direct);
     this.bySid.set(direct.engine.sid, direct);
     return direct;
@@ -208,5 +423,29 @@ export class DirectSessions<App = unknown> {
   private forget(direct: DirectConnection<App>): void {
     this.byWs.delete(direct.ws);
     this.bySid.delete(direct.engine.sid);
+    this.pending.delete(direct);
+    this.behind.delete(direct);
+    if (this.probing.delete(direct)) this.reconsider();
+  }
+
+  /**
+   * The runtime answers pongs itself only while no socket has a probe out. Turning that off,
+   * the pongs it answered so far are taken in first (each socket has at most one ping out
+   * then); from the switch on, every pong is delivered as a message.
+   */
+  private reconsider(): void {
+    if (this.switching) return;
+    const on = this.probing.size === 0;
+    if (on === this.autoResponding) return;
+    this.switching = true;
+    try {
+      this.autoResponding = on;
+      this.ctx.setWebSocketAutoResponse(on ? this.pongPair : undefined);
+      if (!on) for (const direct of [...this.byWs.values()]) direct.look();
+    } finally {
+      this.switching = false;
+    }
+    // Looking may have closed sockets (pongs nobody asked for), and with them the last probe.
+    this.reconsider();
   }
 }

@@ -7,13 +7,18 @@
  */
 import { log } from "../log.js";
 import { decodeEnginePacket, encodeOpen, EnginePacketType, exceedsPayload } from "../protocol/engineio.js";
-import { Backlog, frameBytes } from "./backlog.js";
+import { Backlog, DEFAULT_SLOW_READER_TIMEOUT, frameBytes, type Ping } from "./backlog.js";
 import { CloseCode, type DisconnectReason, type EngineOptions, type Frame } from "./types.js";
 
 export interface EngineState {
   /** The Engine.IO session id. */
   sid: string;
   openedAt: number;
+  /**
+   * Pongs nobody asked for so far (absent: none). Kept with the state, so a host that
+   * sleeps (a room hibernating between its alarm rounds) still counts a slow flood.
+   */
+  strayPongs?: number;
 }
 
 /** Where frames go: a WebSocket, or a polling queue. */
@@ -30,16 +35,33 @@ export interface EngineApplication {
   logIds?(): Record<string, string | undefined>;
 }
 
-/** Who pings and judges pongs: timers in a Worker or a polling object; a room's alarm otherwise. */
+/**
+ * Who pings and judges pongs: timers in a Worker or a polling object; a room's alarm
+ * otherwise. The session numbers every ping (heartbeat or probe) and matches each pong to
+ * the oldest unanswered one, as the client answers them in order; the heartbeat hears
+ * which ping each pong answered.
+ */
 export interface Heartbeat {
   /** Starts the beat; `lastPingAt` (ms since the epoch) keeps the phase of a session that moved here. */
   start(session: EngineSession, lastPingAt?: number): void;
-  pong(): void;
+  /** A pong answered `ping`. */
+  pong(ping: Ping): void;
   stop(): void;
   /** A ping went out (heartbeat or probe). */
-  pinged?(): void;
-  /** For hosts that never see pongs (answered by the runtime): true when one came since the last ping. */
-  ponged?(): boolean;
+  pinged?(ping: Ping): void;
+  /**
+   * A probe is about to go out. A host whose runtime answers pongs itself (a room's
+   * auto-response) must make sure this probe's pong reaches the session as a message.
+   */
+  probing?(): void;
+  /**
+   * The client owes more than the slow-reader cap: unless it reads more first, it is cut at
+   * `deadline` (ms since the epoch). The host calls `check()` then, even if nothing more is
+   * sent; told again whenever the deadline moves.
+   */
+  behind?(deadline: number): void;
+  /** A pong nobody asked for was counted (in `state.strayPongs`): a host that sleeps saves the state. */
+  stray?(): void;
 }
 
 /**
@@ -52,15 +74,16 @@ export class EngineSession {
   closed = false;
   app: EngineApplication | undefined;
   private readonly backlog: Backlog;
-  private unsolicitedPongs = 0;
+  /** The slow-reader deadline the heartbeat was last told of. */
+  private toldDeadline: number | undefined;
 
   constructor(
     readonly state: EngineState,
     private readonly transport: EngineTransport,
-    readonly options: Pick<EngineOptions, "pingInterval" | "pingTimeout" | "maxPayload" | "maxBacklog" | "connectTimeout">,
+    readonly options: Pick<EngineOptions, "pingInterval" | "pingTimeout" | "maxPayload" | "maxBacklog" | "connectTimeout" | "slowReaderTimeout">,
     private readonly heartbeat?: Heartbeat,
   ) {
-    this.backlog = new Backlog(options.maxBacklog);
+    this.backlog = new Backlog(options.maxBacklog, options.slowReaderTimeout ?? DEFAULT_SLOW_READER_TIMEOUT);
   }
 
   get sid(): string {
@@ -105,10 +128,7 @@ export class EngineSession {
     const packet = decoded.value;
     switch (packet.type) {
       case "pong":
-        if (!this.backlog.ponged() && ++this.unsolicitedPongs > MAX_UNSOLICITED_PONGS) {
-          return this.protocolError("pongs nobody asked for");
-        }
-        return this.heartbeat?.pong();
+        return this.answered(this.backlog.ponged(Date.now()));
       case "message":
         return this.app?.message(packet.data);
       case "close":
@@ -122,8 +142,8 @@ export class EngineSession {
   }
 
   /**
-   * Sends one frame, counting it against the slow-reader cap: `bytes` is its size when the
-   * caller knows it already, and 0 leaves the frame out of the count (a recovery's replay).
+   * Sends one frame, counting it against the slow-reader cap (every frame counts, a
+   * recovery's replay too): `bytes` is its UTF-8 size when the caller knows it already.
    */
   send(frame: Frame, bytes?: number): void {
     if (this.closed) return;
@@ -133,38 +153,96 @@ export class EngineSession {
       return this.close("transport error");
     }
     if (this.options.maxBacklog === 0) return;
-    let verdict = this.backlog.sentBytes(bytes ?? frameBytes(frame));
-    if (verdict === "ok") return;
-    // While behind: a host that cannot see pongs (the runtime answers them) looks for one now.
-    if (this.heartbeat?.ponged?.()) {
-      this.backlog.ponged();
-      verdict = this.backlog.verdict();
-    }
-    if (verdict === "probe") this.ping();
-    else if (verdict === "cut") this.cut();
+    this.follow(this.backlog.sentBytes(bytes ?? frameBytes(frame), Date.now()));
   }
 
-  /** Sends a ping whose pong proves the client has read everything sent before it. */
-  ping(): void {
-    if (this.closed) return;
+  /**
+   * Sends a ping whose pong proves the client has read everything sent before it: a
+   * heartbeat ping (the heartbeat judges its pong), or a probe (the slow-reader cap does).
+   */
+  ping(heartbeat = false): Ping | undefined {
+    if (this.closed) return undefined;
+    if (!heartbeat) this.heartbeat?.probing?.();
+    if (this.closed) return undefined;
     try {
       this.transport.send(EnginePacketType.ping);
     } catch {
-      return this.close("transport error");
+      this.close("transport error");
+      return undefined;
     }
-    this.backlog.sentBytes(1);
-    this.backlog.pinged();
-    this.heartbeat?.pinged?.();
+    const ping = this.backlog.pinged(Date.now(), heartbeat);
+    this.heartbeat?.pinged?.(ping);
+    return ping;
   }
 
-  /** The runtime answered a pong for us (a room's auto-response): the oldest ping is answered. */
-  pongSeen(): void {
-    this.backlog.ponged();
+  /**
+   * The runtime answered a pong for us at `at` (a room's auto-response, seen by its
+   * timestamp): it answers the oldest unanswered ping if that went out before it; a pong
+   * with no ping before it was asked for by nobody.
+   */
+  pongSeen(at: number): void {
+    if (this.closed) return;
+    const oldest = this.backlog.outstanding[0];
+    this.answered(oldest !== undefined && oldest.at <= at ? this.backlog.ponged(Date.now()) : undefined);
   }
 
-  /** Unanswered pings, heartbeat and probes alike. */
-  get outstandingPings(): number {
-    return this.backlog.outstandingPings;
+  /**
+   * The heartbeat's look at the slow-reader cap, as of `at` (when the look was due), with
+   * nothing sent: a client over the cap that made no progress for the timeout is cut, and
+   * one over it with no probe out gets one. Hosts call it in an event of its own (a timer,
+   * an alarm), never while sending: see Backlog.verdict.
+   */
+  check(at = Date.now()): void {
+    if (this.closed || this.options.maxBacklog === 0) return;
+    this.follow(this.backlog.verdict(at));
+  }
+
+  /**
+   * A ping that went out at `at` before the host slept, or on the host the session moved from,
+   * and is still unanswered: its pong is matched to it as if it had gone out here.
+   */
+  restorePing(at: number): Ping {
+    return this.backlog.pinged(at, true);
+  }
+
+  /** When each unanswered ping went out, oldest first: what a session that moves carries (restorePing there). */
+  get unansweredPings(): number[] {
+    return this.backlog.outstanding.map((ping) => ping.at);
+  }
+
+  /** Whether a probe is unanswered. */
+  get probing(): boolean {
+    return this.backlog.probing;
+  }
+
+  /** When the client is cut unless it reads more first; undefined while it owes no more than the cap. */
+  get slowReaderDeadline(): number | undefined {
+    return this.backlog.deadline;
+  }
+
+  private follow(verdict: "ok" | "probe" | "cut"): void {
+    if (verdict === "cut") return this.cut();
+    if (verdict === "probe") this.ping();
+    const deadline = this.backlog.deadline;
+    if (deadline !== this.toldDeadline) {
+      this.toldDeadline = deadline;
+      if (deadline !== undefined) this.heartbeat?.behind?.(deadline);
+    }
+  }
+
+  /** A pong came (the one that answers `ping`, or one nobody asked for). */
+  private answered(ping: Ping | undefined): void {
+    if (ping === undefined) {
+      const strays = (this.state.strayPongs ?? 0) + 1;
+      this.state.strayPongs = strays;
+      if (strays > MAX_UNSOLICITED_PONGS) return this.protocolError("pongs nobody asked for");
+      this.heartbeat?.stray?.();
+      return;
+    }
+    this.heartbeat?.pong(ping);
+    if (this.closed || this.options.maxBacklog === 0) return;
+    // Over the cap, a probe stays out so that progress keeps showing.
+    this.follow(this.backlog.probeDue() ? "probe" : "ok");
   }
 
   /** Closes the session and its transport; the application hears `reason` first. Idempotent. */
@@ -202,16 +280,36 @@ export class EngineSession {
   }
 
   private cut(): void {
-    log("slow_reader", { sid: this.sid, ...this.app?.logIds?.(), owed: this.backlog.owed });
+    const why = this.backlog.cutReason === "ceiling" ? "too far behind" : "stopped reading";
+    log("slow_reader", { sid: this.sid, ...this.app?.logIds?.(), owed: this.backlog.owed, why });
     this.close("slow reader", CloseCode.tryAgainLater, "slow reader: reconnect");
   }
 }
 
-/** Pings every pingInterval; closes when a pong does not come within pingTimeout. One chain per session. */
+/**
+ * A heartbeat look that may close a connection (the slow-reader deadline, the ping timeout)
+ * and runs this much later than it was due is taken again LOOK_AGAIN_MS later, before it
+ * closes anything. It ran late because the runtime was busy (forwarding a burst, say), and
+ * then the client's pongs may be held back in the runtime just like the look was: measured
+ * under wrangler dev, a gateway forwarding a 6 MB burst held back both its timers and the
+ * pongs of its readers for up to 7 s, then ran the timer first. A look on time is fair.
+ */
+export const LATE_LOOK_MS = 250;
+export const LOOK_AGAIN_MS = 50;
+
+/**
+ * Pings every pingInterval; closes when the pong to that ping does not come within
+ * pingTimeout (a probe's pong, which answers an older ping, does not count). While the
+ * client owes more than the slow-reader cap, a timer looks at it at its deadline, so one
+ * that stopped reading is cut even when nothing more is sent to it. One chain per session.
+ */
 export class TimerHeartbeat implements Heartbeat {
   private session: EngineSession | undefined;
   private pingTimer: ReturnType<typeof setTimeout> | null = null;
   private pongTimer: ReturnType<typeof setTimeout> | null = null;
+  private slowTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The heartbeat ping waiting for its pong. */
+  private awaiting: Ping | undefined;
   /** When a ping (heartbeat or probe) last went out; 0 before the first. */
   lastPingAt = 0;
 
@@ -224,22 +322,29 @@ export class TimerHeartbeat implements Heartbeat {
     this.schedule(Math.max(0, Math.min(session.options.pingInterval, due - Date.now())));
   }
 
-  pinged(): void {
-    this.lastPingAt = Date.now();
+  pinged(ping: Ping): void {
+    this.lastPingAt = ping.at;
   }
 
-  pong(): void {
-    // A pong with no heartbeat ping waiting answered a probe: the chain goes on as it was.
-    if (this.pongTimer === null) return;
+  pong(ping: Ping): void {
+    // Pongs answer pings in order: one for an older ping (a probe) says nothing of the heartbeat's.
+    if (this.awaiting === undefined || ping.serial < this.awaiting.serial) return;
+    this.awaiting = undefined;
     clearTimeout(this.pongTimer);
     this.pongTimer = null;
     this.schedule();
   }
 
+  behind(deadline: number): void {
+    // An earlier look stays: it finds the client reading (and looks again later) or not.
+    if (this.slowTimer === null) this.lookAt(deadline);
+  }
+
   stop(): void {
     clearTimeout(this.pingTimer);
     clearTimeout(this.pongTimer);
-    this.pingTimer = this.pongTimer = null;
+    clearTimeout(this.slowTimer);
+    this.pingTimer = this.pongTimer = this.slowTimer = null;
   }
 
   private schedule(delay = this.session!.options.pingInterval): void {
@@ -247,13 +352,38 @@ export class TimerHeartbeat implements Heartbeat {
     clearTimeout(this.pingTimer);
     this.pingTimer = setTimeout(() => {
       this.pingTimer = null;
-      session.ping();
-      this.pongTimer = setTimeout(() => session.close("ping timeout"), session.options.pingTimeout);
+      const ping = session.ping(true);
+      if (ping === undefined) return;
+      this.awaiting = ping;
+      this.onTime(ping.at + session.options.pingTimeout, (timer) => (this.pongTimer = timer), () => session.close("ping timeout"));
     }, delay);
+  }
+
+  private lookAt(deadline: number): void {
+    const session = this.session!;
+    this.onTime(deadline, (timer) => (this.slowTimer = timer), () => {
+      // As of the deadline: a pong handled since (late, the runtime being busy) counts.
+      session.check(Math.min(deadline, Date.now()));
+      // Still over the cap: the client made progress meanwhile, so its deadline moved.
+      const next = session.slowReaderDeadline;
+      if (!session.closed && next !== undefined && this.slowTimer === null) this.lookAt(next);
+    });
+  }
+
+  /** Runs `look` at `due`, or, if the timer runs late, LOOK_AGAIN_MS after it ran, until it runs on time. */
+  private onTime(due: number, keep: (timer: ReturnType<typeof setTimeout> | null) => void, look: () => void): void {
+    keep(
+      setTimeout(() => {
+        const now = Date.now();
+        if (now - due > LATE_LOOK_MS) return this.onTime(now + LOOK_AGAIN_MS, keep, look);
+        keep(null);
+        look();
+      }, Math.max(0, due - Date.now())),
+    );
   }
 
   /** Whether the pong for the last heartbeat ping is overdue (its timer may not have run yet). */
   overdue(now: number): boolean {
-    return this.pongTimer !== null && now - this.lastPingAt >= this.session!.options.pingTimeout;
+    return this.awaiting !== undefined && now - this.awaiting.at >= this.session!.options.pingTimeout;
   }
 }

@@ -8,8 +8,13 @@ export interface EngineOptions {
   pingTimeout: number;
   maxPayload: number;
   connectTimeout: number;
-  /** Unacknowledged bytes a client may owe before it is cut off (0: no cap). */
+  /**
+   * Bytes a client may owe (sent, not yet shown read) before it must show progress (0: no
+   * cap): past it, a client that reads nothing more for `slowReaderTimeout` is cut off.
+   */
   maxBacklog: number;
+  /** How long a client owing more than maxBacklog may go without reading more (ms; default 10 s). */
+  slowReaderTimeout?: number;
   /** Exact origins a browser may connect from (`Origin` header); undefined allows any. */
   allowedOrigins?: readonly string[];
 }

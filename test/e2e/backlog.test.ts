@@ -1,25 +1,27 @@
 /**
- * The slow-reader cap end to end (MAX_BACKLOG_BYTES): a client that stops reading is cut
- * off long before the heartbeat would notice, comes back by itself and recovers every
- * message exactly once; a healthy client in the same busy room is never cut off.
+ * The slow-reader cap end to end (MAX_BACKLOG_BYTES, SLOW_READER_TIMEOUT_MS): a client that
+ * stops reading is cut off long before the heartbeat would notice, comes back by itself and
+ * recovers every message exactly once; a healthy client in the same busy room is never cut
+ * off. (test/e2e/slow-reader.test.ts: bursts, and when the cut comes.)
  */
 import type { Socket as NetSocket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PrRoomMessage } from "../../src/events.js";
-import { closeAll, collect, connected, documentedMember, once, until, type Socket } from "../support/client.js";
+import { closeAll, collect, documentedMember, once, until, type Socket } from "../support/client.js";
 import { paths } from "../support/paths.js";
 import { wranglerDev } from "../support/wrangler-dev.js";
 import type { ServedWorker } from "../support/worker.js";
 
 const LIMIT = 256 * 1024;
+const SLOW_READER_TIMEOUT = 2_000;
 let worker: ServedWorker;
 // Rooms from a random base: wrangler keeps room state between runs in .wrangler/state.
 let nextPr = 1_000_000 + Math.floor(Math.random() * 1_000_000) * 100;
 const freshPr = () => nextPr++;
 
 beforeAll(async () => {
-  const vars = { MAX_BACKLOG_BYTES: String(LIMIT), RATE_LIMIT_PER_SECOND: "100000", RATE_LIMIT_BURST: "100000", X_LOCAL_OBSERVABILITY: "false" };
-  worker = await wranglerDev("wrangler.toml", Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]));
+  const vars = { MAX_BACKLOG_BYTES: String(LIMIT), SLOW_READER_TIMEOUT_MS: String(SLOW_READER_TIMEOUT), RATE_LIMIT_PER_SECOND: "100000", RATE_LIMIT_BURST: "100000", X_LOCAL_OBSERVABILITY: "false" };
+  worker = await wranglerDev("wrangler.toml", { vars });
 });
 afterAll(async () => {
   closeAll();
@@ -56,8 +58,8 @@ describe.each(paths)("a slow reader on the %s path", (_, optionsFor) => {
         ),
       );
     }
-    // The server cut the slow one off by itself (its heartbeat is 25 s away).
-    await until(() => (worker.logs!().match(/"evt":"slow_reader"/g) ?? []).length > cutsBefore, 10_000, "the slow reader to be cut off");
+    // The server cut the slow one off by itself, SLOW_READER_TIMEOUT_MS after it stopped reading (its heartbeat is 25 s away).
+    await until(() => (worker.logs!().match(/"evt":"slow_reader"/g) ?? []).length > cutsBefore, SLOW_READER_TIMEOUT + 8_000, "the slow reader to be cut off");
     await until(() => atHealthy.length === total, 15_000, "every message at the healthy member");
     expect(healthyDrops).toEqual([]);
     expect(healthy.connected).toBe(true);

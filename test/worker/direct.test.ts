@@ -24,12 +24,13 @@ describe("the direct path", () => {
     client.close();
   });
 
-  it("refuses a pullRequestId that is not one, before any socket opens", async () => {
-    const response = await exports.default.fetch("http://localhost/socket.io/?EIO=4&transport=websocket&pullRequestId=abc", {
-      headers: { Upgrade: "websocket" },
-    });
-    expect(response.status).toBe(400);
-    expect(await response.json()).toEqual({ code: 3, message: expect.stringContaining("pullRequestId") });
+  it("refuses a pullRequestId that is not one at CONNECT, over the WebSocket (a bare 400 would leave the client retrying)", async () => {
+    const client = await openRaw("EIO=4&transport=websocket&pullRequestId=abc");
+    await client.next(); // open packet
+    client.send("40");
+    const reply = (await client.next()) as string;
+    expect(JSON.parse(reply.slice(2))).toEqual({ message: expect.stringContaining("pullRequestId"), data: { code: "invalid_payload" } });
+    client.close();
   });
 
   it("pings from the room's alarm; the runtime answers pongs (with a noop) and an idle client stays", async () => {
