@@ -54,6 +54,14 @@ export const ConfigSchema = z.object({
   RECOVERY_WINDOW_MS: integer(120_000, 0, 86_400_000),
   /** Most messages a room keeps for recovery; older ones go first. */
   RECOVERY_MAX_MESSAGES: integer(1_000, 1, 100_000),
+  /**
+   * Most bytes of missed messages one recovery replays (shared by the rooms of a gateway
+   * connection); a client that missed more is not recovered (a link is re-joined and told
+   * `messages_lost`). Bounds what a recovery costs the room, the Worker and the client.
+   */
+  MAX_REPLAY_BYTES: integer(4_194_304, 1_024, 268_435_456),
+  /** Resumes one connection may make in one room per minute; more are refused (as not recoverable). */
+  MAX_RESUMES_PER_MINUTE: integer(10, 1, 10_000),
   /** How long a user whose last connection went still counts as present (a reload, a blip). */
   PRESENCE_GRACE_MS: integer(5_000, 0, 3_600_000),
   /**
@@ -62,6 +70,12 @@ export const ConfigSchema = z.object({
    * 0 turns the cap off.
    */
   MAX_BACKLOG_BYTES: integer(1_048_576, 0, 1_073_741_824),
+  /**
+   * How long a client that owes more than MAX_BACKLOG_BYTES may go without showing it read
+   * more (a pong to a later ping) before it is cut off (close 1013; it recovers). A client
+   * that keeps reading is not cut for the size of a burst, only past 16 × MAX_BACKLOG_BYTES.
+   */
+  SLOW_READER_TIMEOUT_MS: integer(10_000, 100, 3_600_000),
   /** Leeway for token times (`iat`, `nbf`, `exp`) between our clock and the issuer's. */
   CLOCK_SKEW_SECONDS: integer(60, 0, 3_600),
   /**
@@ -73,6 +87,11 @@ export const ConfigSchema = z.object({
   AUTH_ISSUER: z.string().min(1).optional(),
   /** With AUTH_SECRET: the `aud` tokens must carry, when set. */
   AUTH_AUDIENCE: z.string().min(1).optional(),
+  /**
+   * "on" opens `/__faults/…` for the fault harness and tests: restart a room's object, replace
+   * a connection's room links as their watchdog would. Never in production.
+   */
+  FAULT_INJECTION: z.enum(["on", "off"], { error: 'must be "on" or "off"' }).default("off"),
   /** Comma-separated exact origins a browser may connect from; unset allows any (development). */
   ALLOWED_ORIGINS: z
     .string()
@@ -139,6 +158,7 @@ export function engineOptions(config: Config): EngineOptions {
     maxPayload: config.MAX_PAYLOAD_BYTES,
     connectTimeout: config.CONNECT_TIMEOUT_MS,
     maxBacklog: config.MAX_BACKLOG_BYTES,
+    slowReaderTimeout: config.SLOW_READER_TIMEOUT_MS,
     allowedOrigins: config.ALLOWED_ORIGINS,
   };
 }

@@ -21,6 +21,7 @@ export const ErrorCode = z.enum([
   "room_mismatch",
   "rate_limited",
   "forbidden",
+  "messages_lost",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -122,6 +123,8 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 export const PrRoomError = ErrorBody.extend({
   event: z.string(),
   pullRequestId: OutboundId.optional(),
+  /** With `messages_lost`: how many messages of the room the client will never get, where known. */
+  lost: z.number().int().nonnegative().optional(),
 });
 export type PrRoomError = z.infer<typeof PrRoomError>;
 

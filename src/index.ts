@@ -7,6 +7,7 @@ import { api } from "./api/app.js";
 import { gatewayChat } from "./chat/gateway.js";
 import { ConfigError, configOf, engineOptions, type Config } from "./config.js";
 import { CHAT_NAMESPACE } from "./events.js";
+import { faults } from "./faults.js";
 import { directRoute } from "./gateway/direct-route.js";
 import { SocketServer } from "./gateway/server.js";
 import { log } from "./log.js";
@@ -32,6 +33,7 @@ const app = new Hono<{ Bindings: Env }>()
     return c.json({ ok: true, service: "pr-rooms" });
   })
   .route("/", api)
+  .route("/", faults)
   .all("/socket.io/*", (c) => {
     const config = configOf(c.env);
     return socketServer(c.env, config).handle(c.req.raw, engineOptions(config), directRoute(c.env.PR_ROOM));

@@ -21,6 +21,8 @@ export type LogEvent =
   | "recovered"
   | "not_recovered"
   | "room_link_lost"
+  | "messages_lost"
+  | "fault"
   | "room_stats"
   | "handler_error"
   | "config_error";

@@ -9,17 +9,18 @@ import { ClientEvent, publicPullRequestId, roomName, ServerEvent, type ErrorBody
 import { log } from "../log.js";
 import { formatOffset, replaceOffset } from "../recovery/offset.js";
 import type { RecordedRoom } from "../recovery/record.js";
-import { ackFrame } from "../room/frames.js";
-import { linkUrl, LinkClose, LinkRefusal, REPLAYED_HEADER, type LinkCommand } from "../room/link.js";
+import { ackFrame, eventFrame } from "../room/frames.js";
+import { HEAD_HEADER, linkUrl, LinkClose, LinkRefusal, type LinkCommand } from "../room/link.js";
+import { settleBy } from "../session/deadline.js";
 import type { Socket } from "../session/socket.js";
 import { closeQuietly, FinalLinkError, RoomLink, type LinkOpener } from "./room-link.js";
-import type { ChatSession, JoinedRoom, RoomAccess } from "./session.js";
+import { refuse, roomMismatch, type ChatSession, type JoinedRoom, type RoomAccess } from "./session.js";
 
 /** What the connection's record DO offers (a typed stub). */
 export interface RecordStub {
   save(holder: string, socketId: string, subject: string | null, rooms: RecordedRoom[]): Promise<void>;
   detach(holder: string, at: number): Promise<void>;
-  forget(): Promise<void>;
+  forget(holder?: string): Promise<void>;
 }
 
 export interface GatewayIdentity {
@@ -33,6 +34,13 @@ export interface GatewayIdentity {
 
 /** How long one attempt to reach a room may take before it counts as failed. */
 export const LINK_OPEN_TIMEOUT_MS = 5_000;
+
+/**
+ * Links a connection may hold beyond MAX_ROOMS_PER_CONNECTION: rooms it left whose close the
+ * room has not completed yet (at most LINK_TIMING.commandTimeoutMs each). A join past this is
+ * refused `too_many_rooms`, so a join/leave loop cannot pile up links in the isolate.
+ */
+export const MAX_CLOSING_LINKS = 32;
 
 /** Where a connection is in one room: what a hand-over carries to resume it elsewhere. */
 export interface RoomPosition {
@@ -56,10 +64,10 @@ export class GatewayRooms implements RoomAccess {
   /** The connection's offset: the last seq forwarded from each room. */
   private readonly positions = new Map<string, number>();
   private chat: ChatSession | undefined;
-  /** Record writes, in order. */
-  private writes: Promise<void> = Promise.resolve();
   /** Every link not finished yet, left ones included (their answers may still be due). */
   private readonly tracked = new Set<RoomLink>();
+  /** Set once another connection recovered this one: it ends, leaving the rooms to its successor. */
+  superseded = false;
   /** Set once the connection moved to another host: nothing more goes to the client from here. */
   private moved = false;
   /** A hand-over waiting for every link to settle. */
@@ -74,14 +82,28 @@ export class GatewayRooms implements RoomAccess {
     readonly only?: string,
   ) {}
 
-  /** A connection opened for one pull request joins no other (as on the direct path). */
+  /** A connection opened for one pull request joins no other (as on the direct path); nor one still closing many links. */
   refuseJoin(key: string): [ErrorCode, string] | undefined {
-    if (this.only === undefined || key === this.only) return undefined;
-    return [
-      "room_mismatch",
-      `this connection was opened for ${roomName(this.only)}; join ${roomName(key)} on a connection without pullRequestId, or one opened for it`,
-    ];
+    const mismatch = this.only === undefined ? undefined : roomMismatch(this.only, key);
+    if (mismatch) return mismatch;
+    if (this.tracked.size - this.links.size >= MAX_CLOSING_LINKS) {
+      return ["too_many_rooms", `${MAX_CLOSING_LINKS} rooms this connection left are still closing; try again in a few seconds`];
+    }
+    return undefined;
   }
+
+  /**
+   * Fault injection: every open link is replaced as its watchdog would replace it. Links are
+   * I/O of the connection's own request, so this must run there (see `faultPending`).
+   */
+  replaceLinks(): number {
+    let replaced = 0;
+    for (const link of this.links.values()) if (link.replace()) replaced++;
+    return replaced;
+  }
+
+  /** Fault injection asked for replaceLinks: done at the connection's next event, in its own context. */
+  faultPending = false;
 
   /**
    * The connection moves to another host (a polling session upgrading): waits until every
@@ -92,14 +114,7 @@ export class GatewayRooms implements RoomAccess {
    */
   async handOver(deadline: number): Promise<RoomPosition[]> {
     if (!this.allSettled()) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.settling = done;
-      });
+      await settleBy(new Promise<void>((resolve) => (this.settling = resolve)), deadline);
       this.settling = undefined;
     }
     const positions: RoomPosition[] = [];
@@ -148,11 +163,18 @@ export class GatewayRooms implements RoomAccess {
     return link;
   }
 
-  /** Takes the connection back into a room it was in (recovery): true once the room replayed and took it. */
-  async resume(key: string, username: string, from: number | undefined): Promise<RoomLink | undefined> {
-    const link = this.link(key, username, undefined);
+  /**
+   * Takes the connection back into a room it was in (recovery, a hand-over): the link once the
+   * room replayed and took it. `share` of MAX_REPLAY_BYTES is what this room's replay may take.
+   */
+  async resume(key: string, username: string, from: number | undefined, share = 1): Promise<RoomLink | undefined> {
+    const budget = { bytes: Math.floor(this.config.MAX_REPLAY_BYTES * share) };
+    const link = this.link(key, username, undefined, budget);
     link.position = from;
-    return (await link.open(from === undefined ? "" : String(from))) ? link : undefined;
+    const opened = await link.open(from === undefined ? "" : String(from));
+    // Later re-opens (a room restart) replay one room only: the whole budget.
+    budget.bytes = this.config.MAX_REPLAY_BYTES;
+    return opened ? link : undefined;
   }
 
   /** The client is gone: the record says until when it may come back. */
@@ -164,14 +186,19 @@ export class GatewayRooms implements RoomAccess {
   abandon(): void {
     for (const link of this.links.values()) link.leave(true);
     this.links.clear();
-    this.write((record) => record.forget());
+    this.forget();
   }
 
-  private link(key: string, username: string, joinAck: number | undefined): RoomLink {
+  /** The connection ended for good (a namespace disconnect): its record goes, if it still holds it. */
+  forget(): void {
+    this.write((record) => record.forget(this.who.sid));
+  }
+
+  private link(key: string, username: string, joinAck: number | undefined, budget = { bytes: this.config.MAX_REPLAY_BYTES }): RoomLink {
     let saved = false;
-    const link = new RoomLink(username, this.opener(key, username), {
-      frame: (frame, seq, replayed) => {
-        this.forward(key, frame, seq, replayed);
+    const link = new RoomLink(username, this.opener(key, username, budget), {
+      frame: (frame, seq) => {
+        this.forward(key, frame, seq);
         this.changed();
       },
       unanswered: (ids, error) => {
@@ -179,10 +206,20 @@ export class GatewayRooms implements RoomAccess {
         this.changed();
       },
       opened: () => {
+        // From now on the connection's offset names this room too, at the position it was taken in at.
+        if (!this.positions.has(key) && link.position !== undefined && this.links.get(key) === link) this.positions.set(key, link.position);
         this.changed();
         if (saved || this.moved) return;
         saved = true;
         this.saveRecord();
+      },
+      gap: (lost) => {
+        if (link.position !== undefined) this.positions.set(key, link.position);
+        this.gap(key, lost);
+      },
+      finished: () => {
+        this.tracked.delete(link);
+        this.changed();
       },
       lost: (error, everOpened) => {
         this.lost(key, link, error, everOpened, joinAck !== undefined);
@@ -201,17 +238,35 @@ export class GatewayRooms implements RoomAccess {
     this.pending?.push({ frame: ackFrame(id, payload), bytes: undefined });
   }
 
-  private forward(key: string, frame: string, seq: number | undefined, replayed = false): void {
+  private forward(key: string, frame: string, seq: number | undefined): void {
     if (this.moved) return;
     if (seq !== undefined) {
       this.positions.set(key, seq);
       // With one room the frame already says where the connection is; with more, it names them all.
       if (this.positions.size > 1) frame = replaceOffset(frame, formatOffset(this.positions));
     }
-    // A replay is not counted against the slow-reader cap: it is bounded by the room's log.
-    const bytes = replayed ? 0 : undefined;
+    this.deliver(frame, undefined);
+  }
+
+  /** To the client; before it has its CONNECT answer, in turn with what waits. */
+  private deliver(frame: string, bytes: number | undefined): void {
     if (this.pending) this.pending.push({ frame, bytes });
     else this.socket?.sendFrame(frame, bytes);
+  }
+
+  /** The room took the connection back fresh: the client hears how many messages it will never get. */
+  private gap(key: string, lost: number | undefined): void {
+    if (this.moved) return;
+    log("messages_lost", { sid: this.who.sid, socketId: this.who.socketId, pr: key, lost });
+    const counted = lost === undefined ? "some messages" : `${lost} message${lost === 1 ? "" : "s"}`;
+    const error: PrRoomError = {
+      event: ClientEvent.join,
+      pullRequestId: publicPullRequestId(key),
+      code: "messages_lost",
+      message: `${roomName(key)} could not replay what this connection missed: ${counted} will not arrive; newer ones do`,
+    };
+    if (lost !== undefined) error.lost = lost;
+    this.deliver(eventFrame(ServerEvent.error, error), undefined);
   }
 
   private left(key: string, link: RoomLink): void {
@@ -230,14 +285,16 @@ export class GatewayRooms implements RoomAccess {
     if (!socket) return;
     log(everOpened ? "room_link_lost" : "refused", { sid: this.who.sid, socketId: this.who.socketId, event: ClientEvent.join, pr: key, code: error.code });
     if (link.superseded) {
-      // This connection was recovered by another one: it must not go on as well.
+      // This connection was recovered by another one: it must not go on as well, nor take
+      // the rooms from its successor (its other links close as gone, not as leave).
+      this.superseded = true;
       socket.disconnect();
       return;
     }
     this.saveRecord();
     // A refused join with an ack was answered through it; anything else is news to the client.
     if (!everOpened && joinHadAck) return;
-    socket.emit(ServerEvent.error, { event: ClientEvent.join, pullRequestId: publicPullRequestId(key), ...error } satisfies PrRoomError);
+    refuse(socket, undefined, ClientEvent.join, key, error.code, error.message, false);
   }
 
   private saveRecord(): void {
@@ -245,30 +302,33 @@ export class GatewayRooms implements RoomAccess {
     this.write((record) => record.save(this.who.sid, this.who.socketId, this.who.subject, rooms));
   }
 
+  /**
+   * Sends a change to the record at once: calls on one stub arrive in the order they were made
+   * (E-order), and a change sent now still goes out when the client's socket closes right after
+   * (a change chained behind another one's answer would die with the socket's request).
+   */
   private write(change: (record: RecordStub) => Promise<void>): void {
     const record = this.record;
     if (!record || this.moved) return;
-    this.writes = this.writes
-      .then(() => change(record))
-      .catch((error) => log("handler_error", { sid: this.who.sid, socketId: this.who.socketId, where: "recovery record", error: String(error) }));
+    change(record).catch((error) => log("handler_error", { sid: this.who.sid, socketId: this.who.socketId, where: "recovery record", error: String(error) }));
   }
 
   /** Opens a link to `pr:<key>`; the room's 403 is a final refusal, a 400 a bug (final), anything else is retried. */
-  private opener(key: string, username: string): LinkOpener {
+  private opener(key: string, username: string, budget: { bytes: number }): LinkOpener {
     const { sid, socketId } = this.who;
     return async (resume) => {
       const stub = this.rooms.getByName(roomName(key));
-      const pending = stub.fetch(linkUrl(key, { sid, socketId, username, resume }), { headers: { Upgrade: "websocket" } });
-      let timer: ReturnType<typeof setTimeout> | null = null;
-      const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), LINK_OPEN_TIMEOUT_MS)));
-      const response = await Promise.race([pending, timedOut]).finally(() => clearTimeout(timer));
-      if (response === "timeout") {
+      const who = resume === undefined ? { sid, socketId, username } : { sid, socketId, username, resume, budget: budget.bytes };
+      const pending = stub.fetch(linkUrl(key, who), { headers: { Upgrade: "websocket" } });
+      const response = await settleBy(pending, Date.now() + LINK_OPEN_TIMEOUT_MS);
+      if (response === undefined) {
         // If the room answers after all, close what it accepted so it keeps no ghost member.
         pending.then((late) => late.webSocket && closeQuietly(late.webSocket, true, LinkClose.gone), () => undefined);
         throw new Error(`room did not answer within ${LINK_OPEN_TIMEOUT_MS} ms`);
       }
       if (response.status === 101 && response.webSocket) {
-        return { ws: response.webSocket, replayed: Number(response.headers.get(REPLAYED_HEADER) ?? 0) };
+        const head = response.headers.get(HEAD_HEADER);
+        return { ws: response.webSocket, head: head === null ? undefined : Number(head) };
       }
       const body = await response.text();
       if (response.status === 403) {

@@ -5,15 +5,16 @@
  */
 import type { Config } from "../config.js";
 import { log } from "../log.js";
+import { isRecoverable } from "../recovery/decision.js";
 import { parseOffset } from "../recovery/offset.js";
 import { isPid, newPid, pidHash } from "../recovery/pid.js";
 import { recordName } from "../recovery/record.js";
 import { randomId } from "../session/ids.js";
 import type { NamespaceHandler } from "../session/namespaces.js";
-import { ClientEvent, publicPullRequestId, PullRequestId, ServerEvent, type ErrorBody, type PrRoomError } from "../events.js";
+import { ClientEvent, PullRequestId, type ErrorBody } from "../events.js";
 import { GatewayRooms, type GatewayIdentity, type RoomPosition } from "./gateway-rooms.js";
-import { verifyIdentity, type Identity } from "./identity.js";
-import { ChatSession, timerScheduler } from "./session.js";
+import { allowsRoom, identityAtConnect, loadIdentity, storeIdentity, type Identity, type StoredIdentity } from "./identity.js";
+import { ChatSession, refuse, timerScheduler } from "./session.js";
 
 export interface GatewayConnection {
   chat: ChatSession;
@@ -26,11 +27,14 @@ export interface GatewayConnection {
 export interface ChatHandOver {
   socketId: string;
   subject: string | null;
-  identity?: { username: string; pullRequests?: string[]; expiresAt: number; scopes: string[] };
+  identity?: StoredIdentity;
   /** The pull request the connection was opened for (`?pullRequestId=`), if any. */
   only?: string;
   rooms: RoomPosition[];
 }
+
+/** With FAULT_INJECTION on: this isolate's live gateway connections by Socket.IO id, for `/__faults`. */
+export const faultTargets = new Map<string, GatewayRooms>();
 
 const UNRESUMED: ErrorBody = { code: "room_unavailable", message: "the room could not be reached after the upgrade to WebSocket; join it again" };
 
@@ -49,26 +53,35 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
     return { chat, rooms };
   };
 
+  /** The recovery record of the connection whose pid this is. */
+  const recordFor = async (pid: string) => env.CONNECTION_RECORD.getByName(recordName(await pidHash(pid)));
+
   /** Takes a connection back with every room it was in and what it missed there, or nothing at all. */
   async function recover(pid: string, offset: unknown, sid: string, identity: Identity | undefined, only: string | undefined) {
     const subject = identity?.username ?? null;
-    const record = env.CONNECTION_RECORD.getByName(recordName(await pidHash(pid)));
-    const claimed = await record.claim(sid, subject, Date.now()).catch(() => null);
-    if (!claimed) return undefined;
     const positions = offset === undefined ? new Map<string, number>() : parseOffset(offset);
-    const allowed = claimed.rooms.every(({ key }) => !identity?.pullRequests || identity.pullRequests.has(key));
+    if (!positions) {
+      log("not_recovered", { sid, why: "malformed offset" });
+      return undefined;
+    }
+    const record = await recordFor(pid);
+    const claimant = { ...(identity && { identity: storeIdentity(identity) }), ...(only !== undefined && { only }) };
+    const claimed = await record.claim(sid, claimant, Date.now()).catch((error) => ({ ok: false as const, why: String(error) }));
+    if (!claimed.ok) {
+      log("not_recovered", { sid, why: claimed.why });
+      return undefined;
+    }
     const recovered = connection({ sid, socketId: claimed.socketId, subject }, identity, record, only);
-    if (positions && allowed) {
-      const links = await Promise.all(claimed.rooms.map(({ key, username }) => recovered.rooms.resume(key, username, positions.get(key))));
-      if (links.every(Boolean)) {
-        claimed.rooms.forEach(({ key }, index) => recovered.chat.adopt(key, links[index]!));
-        log("recovered", { sid, socketId: claimed.socketId, rooms: claimed.rooms.length });
-        return { connection: recovered, socketId: claimed.socketId };
-      }
+    const share = 1 / Math.max(1, claimed.rooms.length);
+    const links = await Promise.all(claimed.rooms.map(({ key, username }) => recovered.rooms.resume(key, username, positions.get(key), share)));
+    if (links.every(Boolean)) {
+      claimed.rooms.forEach(({ key }, index) => recovered.chat.adopt(key, links[index]!));
+      log("recovered", { sid, socketId: claimed.socketId, rooms: claimed.rooms.length });
+      return { connection: recovered, socketId: claimed.socketId };
     }
     // Never half-recovered: out of whatever rooms it got back into, and the client starts anew.
     recovered.rooms.abandon();
-    log("not_recovered", { sid, rooms: claimed.rooms.length, offset: positions ? "ok" : "malformed" });
+    log("not_recovered", { sid, rooms: claimed.rooms.length, why: "a room could not replay what was missed" });
     return undefined;
   }
 
@@ -82,12 +95,9 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
         if (!key.success) return { ok: false, error: { message: "pullRequestId must be a positive integer", data: { code: "invalid_payload" } } };
         only = key.data;
       }
-      let identity: Identity | undefined;
-      if (config.AUTH_SECRET !== undefined) {
-        const verified = await verifyIdentity(auth, config.AUTH_SECRET, config);
-        if (!verified.ok) return { ok: false, error: { message: verified.message, data: { code: verified.code } } };
-        identity = verified.identity;
-      }
+      const verified = await identityAtConnect(auth, config);
+      if (!verified.ok) return verified;
+      const identity = verified.identity;
       if (recovery && isPid(auth.pid)) {
         const recovered = await recover(auth.pid, auth.offset, sid, identity, only);
         if (recovered) return { ok: true, data: recovered.connection, id: recovered.socketId, pid: auth.pid };
@@ -96,36 +106,38 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
       const who = { sid, socketId, subject: identity?.username ?? null };
       if (!recovery) return { ok: true, data: connection(who, identity, undefined, only), id: socketId };
       const pid = newPid();
-      const record = env.CONNECTION_RECORD.getByName(recordName(await pidHash(pid)));
-      return { ok: true, data: connection(who, identity, record, only), id: socketId, pid };
+      return { ok: true, data: connection(who, identity, await recordFor(pid), only), id: socketId, pid };
     },
 
     connected(socket) {
       socket.data.rooms.attach(socket);
+      if (config.FAULT_INJECTION === "on") faultTargets.set(socket.id, socket.data.rooms);
       socket.data.chat.endAtExpiry(socket);
     },
 
     event(socket, name, args, ack) {
+      if (socket.data.rooms.faultPending) {
+        socket.data.rooms.faultPending = false;
+        socket.data.rooms.replaceLinks();
+      }
       socket.data.chat.event(socket, name, args, ack);
     },
 
-    disconnect(socket) {
-      socket.data.chat.closeAll(socket);
-      socket.data.rooms.detach();
+    disconnect(socket, reason) {
+      if (faultTargets.get(socket.id) === socket.data.rooms) faultTargets.delete(socket.id);
+      const recoverable = isRecoverable(reason) || socket.data.rooms.superseded;
+      socket.data.chat.closeAll(socket, recoverable);
+      if (recoverable) socket.data.rooms.detach();
+      else socket.data.rooms.forget();
     },
 
     async handOver(socket, deadline) {
       const { chat, rooms } = socket.data;
+      if (faultTargets.get(socket.id) === rooms) faultTargets.delete(socket.id);
       chat.settle(socket);
       const positions = await rooms.handOver(deadline);
-      const identity = chat.identity && {
-        username: chat.identity.username,
-        pullRequests: chat.identity.pullRequests && [...chat.identity.pullRequests],
-        expiresAt: chat.identity.expiresAt,
-        scopes: [...chat.identity.scopes],
-      };
       const snapshot: ChatHandOver = { socketId: socket.id, subject: rooms.who.subject, rooms: positions };
-      if (identity) snapshot.identity = identity;
+      if (chat.identity) snapshot.identity = storeIdentity(chat.identity);
       if (rooms.only !== undefined) snapshot.only = rooms.only;
       return snapshot;
     },
@@ -133,15 +145,11 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
     /** Back in every room at the position handed over: each replays what came after it, then goes live. */
     async takeOver(state, snapshot, sid) {
       const moved = snapshot as ChatHandOver;
-      const identity: Identity | undefined = moved.identity && {
-        username: moved.identity.username,
-        pullRequests: moved.identity.pullRequests && new Set(moved.identity.pullRequests),
-        expiresAt: moved.identity.expiresAt,
-        scopes: new Set(moved.identity.scopes),
-      };
-      const record = recovery && state.pid ? env.CONNECTION_RECORD.getByName(recordName(await pidHash(state.pid))) : undefined;
+      const identity = moved.identity && loadIdentity(moved.identity);
+      const record = recovery && state.pid ? await recordFor(state.pid) : undefined;
       const taken = connection({ sid, socketId: moved.socketId, subject: moved.subject }, identity, record, moved.only);
-      const links = await Promise.all(moved.rooms.map(({ key, username, position }) => taken.rooms.resume(key, username, position)));
+      const share = 1 / Math.max(1, moved.rooms.length);
+      const links = await Promise.all(moved.rooms.map(({ key, username, position }) => taken.rooms.resume(key, username, position, share)));
       taken.unresumed = [];
       moved.rooms.forEach(({ key }, index) => {
         const link = links[index];
@@ -153,9 +161,8 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
 
     takenOver(socket) {
       socket.data.rooms.attach(socket);
-      for (const key of socket.data.unresumed ?? []) {
-        socket.emit(ServerEvent.error, { event: ClientEvent.join, pullRequestId: publicPullRequestId(key), ...UNRESUMED } satisfies PrRoomError);
-      }
+      if (config.FAULT_INJECTION === "on") faultTargets.set(socket.id, socket.data.rooms);
+      for (const key of socket.data.unresumed ?? []) refuse(socket, undefined, ClientEvent.join, key, UNRESUMED.code, UNRESUMED.message, false);
       socket.data.chat.endAtExpiry(socket);
     },
   };

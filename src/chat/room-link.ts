@@ -6,13 +6,13 @@
  * reached again does it give up and say so.
  */
 import type { ErrorBody } from "../events.js";
-import { offsetOf } from "../recovery/offset.js";
+import { MESSAGE_FRAME_PREFIX, offsetOf } from "../recovery/offset.js";
 import { encodeCommand, LinkClose, type LinkCommand, type LinkRefusal } from "../room/link.js";
 import type { JoinedRoom } from "./session.js";
 
 export interface RoomLinkEvents {
-  /** A finished Engine.IO frame from the room, for the client; `seq` when it is a message, `replayed` when a resume replays it. */
-  frame(frame: string, seq: number | undefined, replayed?: boolean): void;
+  /** A finished Engine.IO frame from the room, for the client; `seq` when it is a message. */
+  frame(frame: string, seq: number | undefined): void;
   /** Ack ids the room will never answer, and why. */
   unanswered(ackIds: number[], error: ErrorBody): void;
   /** The room took the link (first time or again). */
@@ -21,6 +21,13 @@ export interface RoomLinkEvents {
   lost(error: ErrorBody, everOpened: boolean): void;
   /** The client left the room (or went away) and the link is closing. */
   left?(): void;
+  /**
+   * The room could not replay what the client missed and took it back fresh: `lost` messages
+   * (undefined when the count is unknown) will never reach it. Newer ones flow again.
+   */
+  gap?(lost: number | undefined): void;
+  /** Nothing more will come from the link: its owner can let go of it. */
+  finished?(): void;
 }
 
 /**
@@ -30,10 +37,11 @@ export interface RoomLinkEvents {
  */
 export type LinkOpener = (resumeFrom?: string) => Promise<OpenedLink | { refused: LinkRefusal }>;
 
-/** The gateway's end of a link the room took, and how many message frames it replays first. */
+/** The gateway's end of a link the room took, and the room's last seq then. */
 export interface OpenedLink {
   ws: WebSocket;
-  replayed: number;
+  /** The room's latest seq when it took the link (a fresh join starts after it). */
+  head?: number;
 }
 
 /** Thrown by an opener for a failure no retry can fix (a bug on our side). */
@@ -82,12 +90,12 @@ export class RoomLink implements JoinedRoom {
   private everOpened = false;
   /** The room handed this member to another connection (a recovery elsewhere). */
   superseded = false;
-  /** Message frames still to come that a resume replays. */
-  private replaying = 0;
   /** After a leave: the last message frame, in case the ack that follows it is for the leaver's own message. */
   private lastMessage: string | undefined;
-  /** The seq of the last message forwarded: where a re-opened link resumes. */
+  /** The seq of the last message forwarded (or the room's head at the join): where a re-opened link resumes. */
   position: number | undefined;
+  /** How the link is being closed: leave (on purpose) or gone (the client went; recoverable). */
+  private closeCode: (typeof LinkClose)["leave" | "gone"] = LinkClose.leave;
 
   private readonly timing: LinkTiming;
 
@@ -162,16 +170,23 @@ export class RoomLink implements JoinedRoom {
       }
       if (this.closed) {
         // Left while the room was accepting: close what it accepted, or it keeps a ghost member.
-        closeQuietly(opened.ws, true);
-        this.state = "closed";
+        closeQuietly(opened.ws, true, this.closeCode);
+        this.finish();
         return false;
+      }
+      // Taken back fresh after the room refused the resume: what came in between is gone.
+      const lost = refusedResume && this.position !== undefined && opened.head !== undefined ? Math.max(0, opened.head - this.position) : undefined;
+      // A fresh join (or one after a refused resume): the client is at the room's head now, so a
+      // later resume starts there, exactly as "since the join" would.
+      if ((resumeFrom === undefined || refusedResume) && this.resumable && opened.head !== undefined) {
+        this.position = refusedResume ? opened.head : (this.position ?? opened.head);
       }
       try {
         this.attach(opened.ws);
-        this.replaying = opened.replayed;
+        if (refusedResume) this.events.gap?.(lost);
         return true;
       } catch {
-        closeQuietly(opened.ws, false); // accept() failed: the end is unusable, try a fresh one
+        closeQuietly(opened.ws, false, LinkClose.gone); // accept() failed: the end is unusable, try a fresh one
       }
     }
     this.giveUp(UNREACHABLE);
@@ -198,13 +213,29 @@ export class RoomLink implements JoinedRoom {
     if (this.closed) return;
     this.answerQueued(LEFT);
     if (!gone) this.events.left?.();
+    this.closeCode = gone ? LinkClose.gone : LinkClose.leave;
     if (!this.ws) {
-      this.state = "closed";
+      this.finish();
       this.stopWatchdog();
       return;
     }
     this.state = "closing";
-    closeQuietly(this.ws, false, gone ? LinkClose.gone : LinkClose.leave);
+    const ws = this.ws;
+    closeQuietly(ws, false, this.closeCode);
+    // A room that never completes the close must not keep the link (and its owner's count) forever.
+    setTimeout(() => {
+      if (this.state !== "closing" || this.ws !== ws) return;
+      this.ws = undefined;
+      this.finish();
+      this.flushUnanswered(LEFT);
+    }, this.timing.commandTimeoutMs);
+  }
+
+  /** Closed for good: told once. */
+  private finish(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.events.finished?.();
   }
 
   private attach(ws: WebSocket): void {
@@ -212,7 +243,8 @@ export class RoomLink implements JoinedRoom {
     this.ws = ws;
     this.state = "open";
     this.everOpened = true;
-    ws.addEventListener("message", (event) => this.onFrame(event.data as string));
+    // Frames a replaced socket still delivers are dropped: the resume replays them in order.
+    ws.addEventListener("message", (event) => ws === this.ws && this.onFrame(event.data as string));
     ws.addEventListener("close", (event) => this.onDropped(ws, event.code));
     ws.addEventListener("error", () => this.onDropped(ws));
     this.events.opened?.();
@@ -251,15 +283,13 @@ export class RoomLink implements JoinedRoom {
       const seq = this.seqOf(frame);
       if (seq === undefined) return this.events.frame(frame, undefined);
       this.position = seq;
-      const replayed = this.replaying > 0;
-      if (replayed) this.replaying--;
-      return this.events.frame(frame, seq, replayed);
+      return this.events.frame(frame, seq);
     }
     if (this.state !== "closing") return;
     // After a leave only answers to the leaver's own earlier events go through, and a message
     // it sent and got `ok` for: the room broadcasts it just before that answer, on this link.
     if (!isAck) {
-      this.lastMessage = frame.startsWith(MESSAGE_FRAME) ? frame : undefined;
+      this.lastMessage = frame.startsWith(MESSAGE_FRAME_PREFIX) ? frame : undefined;
       return;
     }
     if (!this.answered(ackIdOf(frame))) return;
@@ -288,7 +318,7 @@ export class RoomLink implements JoinedRoom {
     if (ws !== this.ws) return;
     this.ws = undefined;
     if (this.state === "closing") {
-      this.state = "closed";
+      this.finish();
       this.stopWatchdog();
       return this.flushUnanswered(LEFT);
     }
@@ -310,9 +340,10 @@ export class RoomLink implements JoinedRoom {
     this.stopWatchdog();
     this.answerQueued(error);
     this.flushUnanswered(error);
-    if (this.ws) closeQuietly(this.ws, false);
+    if (this.ws) closeQuietly(this.ws, false, LinkClose.leave);
     this.ws = undefined;
     if (!wasLeaving) this.events.lost(error, this.everOpened);
+    this.events.finished?.();
   }
 
   private answerQueued(error: ErrorBody): void {
@@ -336,13 +367,23 @@ export class RoomLink implements JoinedRoom {
       const late = Date.now() - oldest.at;
       if (late < this.timing.commandTimeoutMs) return this.startWatchdog();
       // A room that stopped answering without closing: answer for it, and replace the link.
-      this.flushUnanswered(TIMED_OUT);
-      const ws = this.ws;
-      if (ws && this.state === "open") {
-        closeQuietly(ws, false);
-        this.onDropped(ws);
-      }
+      this.replace(TIMED_OUT);
     }, this.timing.commandTimeoutMs / 2);
+  }
+
+  /**
+   * Gives up on the open socket and resumes on a new one from the last message forwarded:
+   * what the room had not answered is answered `error`. The old socket closes as `gone`,
+   * never `leave`, so the room keeps the member for the resume. Frames it still delivers
+   * are dropped (they come again in the resume's replay).
+   */
+  replace(error: ErrorBody = TIMED_OUT): boolean {
+    const ws = this.ws;
+    if (!ws || this.state !== "open") return false;
+    this.flushUnanswered(error);
+    closeQuietly(ws, false, LinkClose.gone);
+    this.onDropped(ws);
+    return true;
   }
 
   private stopWatchdog(): void {
@@ -351,8 +392,11 @@ export class RoomLink implements JoinedRoom {
   }
 }
 
-/** Closes a link end; an end never accepted must be accepted first (workerd refuses otherwise). */
-export function closeQuietly(ws: WebSocket, accept: boolean, code: number = LinkClose.leave): void {
+/**
+ * Closes a link end with `code`: `leave` ends the membership, `gone` keeps it recoverable (a
+ * replaced or abandoned link). An end never accepted must be accepted first (workerd refuses otherwise).
+ */
+export function closeQuietly(ws: WebSocket, accept: boolean, code: (typeof LinkClose)["leave" | "gone"]): void {
   try {
     if (accept) ws.accept();
     ws.close(code, code === LinkClose.leave ? "leave" : "gone");
@@ -360,8 +404,6 @@ export function closeQuietly(ws: WebSocket, accept: boolean, code: number = Link
     // Already closed.
   }
 }
-
-const MESSAGE_FRAME = '42["pr-room-message",';
 
 /** Whether `ack` answers a send whose message is `message` (same id: a resend of an old one is not). */
 function isAnswerTo(ack: string, message: string): boolean {

@@ -25,7 +25,7 @@ import {
 import { log } from "../log.js";
 import type { LinkCommand } from "../room/link.js";
 import type { AckCallback, Socket } from "../session/socket.js";
-import type { Identity } from "./identity.js";
+import { allowsRoom, type Identity } from "./identity.js";
 import { TokenBucket } from "./token-bucket.js";
 
 /** A room this connection is in, as the connection sees it. */
@@ -115,10 +115,10 @@ export class ChatSession {
     this.dispatch(socket, { event, key, data, ack });
   }
 
-  /** Leaves every room: the client is gone. */
-  closeAll(socket: ChatSocket): void {
+  /** Leaves every room: the client is gone, `recoverable` for the window or for good. */
+  closeAll(socket: ChatSocket, recoverable: boolean): void {
     for (const [key, room] of this.rooms) {
-      room.leave(true);
+      room.leave(recoverable);
       log("leave", { sid: socket.sid, socketId: socket.id, pr: key, user: room.username, why: "disconnect" });
     }
     this.rooms.clear();
@@ -230,7 +230,7 @@ export class ChatSession {
   private joinRefusal(key: string): [ErrorCode, string] | undefined {
     const particular = this.access.refuseJoin?.(key);
     if (particular) return particular;
-    if (this.identity?.pullRequests && !this.identity.pullRequests.has(key)) {
+    if (!allowsRoom(this.identity, key)) {
       return ["forbidden", `this connection's token does not allow ${roomName(key)}`];
     }
     if (this.rooms.size >= this.config.MAX_ROOMS_PER_CONNECTION) {
@@ -268,6 +268,15 @@ export class ChatSession {
     this.heldCount -= held.events.length;
     for (const room of held.events) this.dispatch(socket, room, false);
   }
+}
+
+/** A connection opened for one pull request (`?pullRequestId=`) joins no other. */
+export function roomMismatch(only: string, key: string): [ErrorCode, string] | undefined {
+  if (key === only) return undefined;
+  return [
+    "room_mismatch",
+    `this connection was opened for ${roomName(only)}; join ${roomName(key)} on a connection without pullRequestId, or one opened for it`,
+  ];
 }
 
 function forward(room: JoinedRoom, command: LinkCommand, fail: (code: ErrorCode, message: string) => void): void {

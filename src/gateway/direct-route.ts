@@ -4,7 +4,6 @@
  * which holds it with the hibernation API. Anything else stays on the gateway.
  */
 import { PullRequestId, roomName } from "../events.js";
-import { HandshakeError, refuse } from "../session/handshake.js";
 import type { Router } from "./server.js";
 
 export function directRoute(rooms: DurableObjectNamespace): Router {
@@ -12,9 +11,10 @@ export function directRoute(rooms: DurableObjectNamespace): Router {
     const named = url.searchParams.get("pullRequestId");
     if (named === null) return undefined;
     const key = PullRequestId.safeParse(named);
-    if (!key.success) {
-      return refuse({ code: HandshakeError.BAD_REQUEST.code, message: "Bad request: pullRequestId must be a positive integer" });
-    }
+    // A bad id stays on the gateway, which refuses its CONNECT with a Socket.IO CONNECT_ERROR
+    // (`invalid_payload`), as over polling: a client shown a bare HTTP 400 before the upgrade
+    // sees only "websocket error" and retries forever.
+    if (!key.success) return undefined;
     return rooms.getByName(roomName(key.data)).fetch(request);
   };
 }

@@ -15,10 +15,12 @@
  * Frames the client sends after `5` wait until the take-over is done, then go in order.
  */
 import { log } from "../log.js";
+import { exceedsPayload } from "../protocol/engineio.js";
+import { frameBytes } from "../session/backlog.js";
 import type { EngineServerApp, SessionHandOver } from "../session/app.js";
 import { EngineSession, TimerHeartbeat } from "../session/engine.js";
 import { HandshakeError, refuse } from "../session/handshake.js";
-import { CloseCode, type EngineOptions, type Frame } from "../session/types.js";
+import { CloseCode, type DisconnectReason, type EngineOptions, type Frame } from "../session/types.js";
 import { UPGRADE_TIMEOUT_MS } from "./host.js";
 import type { PollingObject } from "./object.js";
 
@@ -26,6 +28,14 @@ export type PollingStub = DurableObjectStub<PollingObject>;
 
 /** How long a second WebSocket for a session that is upgrading (or upgraded) stays open before it is closed. */
 export const DUPLICATE_CLOSE_DELAY_MS = 200;
+
+/**
+ * What the client may send while its session moves (after `5`, before the take-over is done):
+ * frames, and their bytes. A client keeps to a few; past these the WebSocket closes 1013 and
+ * the client reconnects (and recovers). Each frame is also held to maxPayload on arrival.
+ */
+export const MAX_WAITING_FRAMES = 256;
+export const MAX_WAITING_BYTES = 1_048_576;
 
 /** Answers a WebSocket handshake that names a polling session (`sid`): 101 and the upgrade, or the reference's refusal. */
 export async function upgradeFromPolling(stub: PollingStub, app: EngineServerApp, options: EngineOptions, sid: string): Promise<Response> {
@@ -51,8 +61,11 @@ export async function upgradeFromPolling(stub: PollingStub, app: EngineServerApp
 class Upgrade {
   private state: "probe" | "probed" | "moving" | "live" | "failed" = "probe";
   private engine: EngineSession | undefined;
-  /** Client frames that came after `5`, while the session moves. */
+  /** Client frames that came after `5`, while the session moves, and their bytes. */
   private readonly waiting: Frame[] = [];
+  private waitingBytes = 0;
+  /** Set when the client sent past those bounds: how the session closes once it is here. */
+  private overflow: { reason: DisconnectReason; code: number; text: string } | undefined;
   /** Set when the client closed the WebSocket before the session was live here. */
   private closedWith: number | undefined;
   private readonly timer: ReturnType<typeof setTimeout>;
@@ -75,8 +88,7 @@ class Upgrade {
       case "live":
         return this.engine!.receive(frame);
       case "moving":
-        this.waiting.push(frame);
-        return;
+        return this.hold(frame);
       case "probe":
         if (frame !== "2probe") return this.fail("expected 2probe");
         this.state = "probed";
@@ -94,11 +106,32 @@ class Upgrade {
     }
   }
 
+  /**
+   * Keeps a frame for the session once it is here, within the payload limit and the buffer's
+   * bounds. Past them nothing more is kept, and the session closes as soon as it is here (it
+   * cannot close earlier: it is between hosts), after the frames that came before.
+   */
+  private hold(frame: Frame): void {
+    if (this.overflow) return;
+    if (exceedsPayload(frame, this.options.maxPayload)) {
+      this.overflow = { reason: "payload too large", code: CloseCode.tooBig, text: "payload too large" };
+      return;
+    }
+    this.waitingBytes += frameBytes(frame);
+    if (this.waiting.length >= MAX_WAITING_FRAMES || this.waitingBytes > MAX_WAITING_BYTES) {
+      this.overflow = { reason: "transport error", code: CloseCode.tryAgainLater, text: "too much sent during the upgrade" };
+      return;
+    }
+    this.waiting.push(frame);
+  }
+
   private async move(): Promise<void> {
     // The snapshot is plain data (structured clone); RPC typing cannot see through `unknown`.
     const handed = (await this.stub.handOver().catch(() => undefined)) as SessionHandOver | undefined;
     if (!handed) return this.fail("hand-over failed", CloseCode.tryAgainLater);
     const engine = new EngineSession(handed.engine, { send: (frame) => this.ws.send(frame), close: (code, reason) => this.ws.close(code, reason) }, this.options, new TimerHeartbeat());
+    // Pings the client has not answered yet (some may still be in `queued`): their pongs come here.
+    for (const at of handed.pings ?? []) engine.restorePing(at);
     // What the polling session had queued goes first; the application's frames come after.
     for (const frame of handed.queued) engine.send(frame);
     try {
@@ -114,6 +147,10 @@ class Upgrade {
     log("upgrade", { sid: this.sid, queued: handed.queued.length });
     for (const frame of this.waiting.splice(0)) engine.receive(frame);
     if (this.closedWith !== undefined) engine.lost("transport close", this.closedWith);
+    else if (this.overflow) {
+      log("upgrade_failed", { sid: this.sid, why: this.overflow.text });
+      engine.close(this.overflow.reason, this.overflow.code, this.overflow.text);
+    }
   }
 
   private closed(code: number): void {

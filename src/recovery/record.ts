@@ -6,7 +6,9 @@
  * The rooms themselves hold the rest (what was said, and who left when).
  */
 import { DurableObject } from "cloudflare:workers";
+import { loadIdentity, type StoredIdentity } from "../chat/identity.js";
 import { configOf } from "../config.js";
+import { recoveryRefusal } from "./decision.js";
 
 export interface RecordedRoom {
   key: string;
@@ -17,6 +19,14 @@ export interface Recovered {
   socketId: string;
   rooms: RecordedRoom[];
 }
+
+/** Who claims a record: the new connection's token identity and the pull request its URL names. */
+export interface RecordClaimant {
+  identity?: StoredIdentity;
+  only?: string;
+}
+
+export type ClaimResult = ({ ok: true } & Recovered) | { ok: false; why: string };
 
 interface Stored extends Recovered {
   subject: string | null;
@@ -32,10 +42,13 @@ const ABANDONED_MS = 7 * 24 * 3600 * 1000;
 const KEY = "record";
 
 export class ConnectionRecord extends DurableObject<Env> {
-  private readonly windowMs = configOf(this.env).RECOVERY_WINDOW_MS;
+  private readonly config = configOf(this.env);
+  private readonly windowMs = this.config.RECOVERY_WINDOW_MS;
 
-  /** The holder's connection is in `rooms` now. */
+  /** The holder's connection is in `rooms` now. A connection that was taken over by another writes nothing. */
   async save(holder: string, socketId: string, subject: string | null, rooms: RecordedRoom[]): Promise<void> {
+    const stored = this.read();
+    if (stored && stored.holder !== holder) return;
     const now = Date.now();
     this.ctx.storage.kv.put(KEY, { socketId, subject, rooms, holder, detachedAt: null, savedAt: now } satisfies Stored);
     await this.ctx.storage.setAlarm(now + ABANDONED_MS);
@@ -50,23 +63,28 @@ export class ConnectionRecord extends DurableObject<Env> {
   }
 
   /**
-   * A connection with the pid comes back: the record, if it is within the window and the
-   * subject matches (with identity on, only the same subject). The caller becomes the holder.
+   * A connection with the pid comes back: the record, if recoveryRefusal lets `claimant` take
+   * it now (the window, the subject, the rooms its token and URL allow). The caller becomes the holder.
    */
-  async claim(holder: string, subject: string | null, now: number): Promise<Recovered | null> {
+  async claim(holder: string, claimant: RecordClaimant, now: number): Promise<ClaimResult> {
     const stored = this.read();
-    if (!stored) return null;
-    if (stored.detachedAt !== null && now - stored.detachedAt > this.windowMs) {
-      await this.forget();
-      return null;
+    if (!stored) return { ok: false, why: "unknown or expired connection" };
+    const candidate = { departedAt: stored.detachedAt, subject: stored.subject, rooms: stored.rooms.map(({ key }) => key) };
+    const identity = claimant.identity && loadIdentity(claimant.identity);
+    const why = recoveryRefusal(candidate, { identity, only: claimant.only }, now, this.config);
+    if (why !== undefined) {
+      if (stored.detachedAt !== null && now - stored.detachedAt > this.windowMs) await this.forget();
+      return { ok: false, why };
     }
-    if (stored.subject !== subject) return null;
     this.ctx.storage.kv.put(KEY, { ...stored, holder, detachedAt: null, savedAt: now } satisfies Stored);
     await this.ctx.storage.setAlarm(now + ABANDONED_MS);
-    return { socketId: stored.socketId, rooms: stored.rooms };
+    return { ok: true, socketId: stored.socketId, rooms: stored.rooms };
   }
 
-  async forget(): Promise<void> {
+  /** The connection ended for good (or its recovery failed): nothing to come back to. Only its holder may say so. */
+  async forget(holder?: string): Promise<void> {
+    const stored = this.read();
+    if (holder !== undefined && stored && stored.holder !== holder) return;
     await this.ctx.storage.deleteAll();
   }
 

@@ -76,6 +76,12 @@ export class Connections {
     this.sql.exec("UPDATE connections SET username = NULL WHERE socket_id = ?", socketId);
   }
 
+  /** The connection ended for good (a namespace disconnect): nothing of it is kept. */
+  forget(socketId: string): void {
+    if (!this.keeps) return;
+    this.sql.exec("DELETE FROM connections WHERE socket_id = ?", socketId);
+  }
+
   /** The connection went without leaving: recoverable for the window. */
   departed(socketId: string, now: number): void {
     if (!this.keeps) return;

@@ -33,6 +33,8 @@ export const LinkIdentity = z.object({
    * missing, or refuses `not_recoverable` when its log no longer reaches back.
    */
   resume: z.union([z.literal(""), z.string().regex(/^\d{1,15}$/)]).optional(),
+  /** With `resume`: most bytes the replay may take (a recovery shares MAX_REPLAY_BYTES among its rooms). */
+  budget: z.coerce.number().int().positive().optional(),
 });
 export type LinkIdentity = z.infer<typeof LinkIdentity>;
 
@@ -46,8 +48,8 @@ export const LinkClose = {
   superseded: 4001,
 } as const;
 
-/** On a resumed link's 101: how many replayed message frames come before the live ones. */
-export const REPLAYED_HEADER = "X-Replayed";
+/** On every link's 101: the room's latest seq when it took the link (after the replay, the client is there). */
+export const HEAD_HEADER = "X-Head";
 
 /** The room's answer when it will not take a link (HTTP 403 with this JSON body). */
 export const LinkRefusal = z.object({
@@ -59,6 +61,7 @@ export type LinkRefusal = z.infer<typeof LinkRefusal>;
 export function linkUrl(roomKey: string, who: LinkIdentity): string {
   const params = new URLSearchParams({ room: roomKey, sid: who.sid, socketId: who.socketId, username: who.username });
   if (who.resume !== undefined) params.set("resume", who.resume);
+  if (who.budget !== undefined) params.set("budget", String(who.budget));
   return `https://pr-room/link?${params}`;
 }
 

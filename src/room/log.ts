@@ -5,6 +5,10 @@
  *
  * Growth is bounded: entries older than the window, or beyond the count, are deleted
  * by the room's alarm (`prune`). With a window of 0 nothing but the counter is stored.
+ *
+ * The answers to sends with a client id are kept apart, for the whole window whatever the
+ * count: a resend whose first send was pruned by count must still get its first answer, not
+ * a second broadcast. They are a few short rows per message, bounded by the rate limit.
  */
 
 export interface LogEntry {
@@ -39,6 +43,9 @@ export class RoomLog {
       seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, id TEXT NOT NULL,
       username TEXT NOT NULL, message TEXT NOT NULL, client_id TEXT)`);
     sql.exec("CREATE UNIQUE INDEX IF NOT EXISTS log_client_id ON log (username, client_id) WHERE client_id IS NOT NULL");
+    sql.exec(`CREATE TABLE IF NOT EXISTS sends (
+      username TEXT NOT NULL, client_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
+      PRIMARY KEY (username, client_id)) WITHOUT ROWID`);
     sql.exec("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
     const saved = sql.exec<{ value: number }>("SELECT value FROM counters WHERE name = 'seq'").toArray()[0]?.value ?? 0;
     const bounds = sql.exec<{ first: number | null; last: number | null }>("SELECT MIN(seq) AS first, MAX(seq) AS last FROM log").one();
@@ -63,10 +70,14 @@ export class RoomLog {
     const seq = ++this.head;
     if (this.keeps) {
       const cursor = this.sql.exec(
-        "INSERT INTO log (seq, at, id, username, message, client_id) VALUES (?, ?, ?, ?, ?, ?)",
-        seq, entry.at, entry.id, entry.username, entry.message, clientId ?? null,
+        "INSERT INTO log (seq, at, id, username, message) VALUES (?, ?, ?, ?, ?)",
+        seq, entry.at, entry.id, entry.username, entry.message,
       );
       this.rowsWritten += cursor.rowsWritten;
+      if (clientId !== undefined) {
+        const sent = this.sql.exec("INSERT INTO sends (username, client_id, id, seq, at) VALUES (?, ?, ?, ?, ?)", entry.username, clientId, entry.id, seq, entry.at);
+        this.rowsWritten += sent.rowsWritten;
+      }
       this.oldest ??= { seq, at: entry.at };
     } else {
       this.saveHead();
@@ -77,9 +88,11 @@ export class RoomLog {
   /** The first answer to a send with this client id, if it is still kept. */
   byClientId(username: string, clientId: string): { id: string; seq: number } | undefined {
     if (!this.keeps) return undefined;
-    return this.sql
-      .exec<{ id: string; seq: number }>("SELECT id, seq FROM log WHERE username = ? AND client_id = ?", username, clientId)
-      .toArray()[0];
+    return (
+      this.sql.exec<{ id: string; seq: number }>("SELECT id, seq FROM sends WHERE username = ? AND client_id = ?", username, clientId).toArray()[0] ??
+      // Sends logged before the `sends` table existed.
+      this.sql.exec<{ id: string; seq: number }>("SELECT id, seq FROM log WHERE username = ? AND client_id = ?", username, clientId).toArray()[0]
+    );
   }
 
   /**
@@ -115,6 +128,8 @@ export class RoomLog {
       byCount,
       byAge,
     );
+    // Client ids go by age only (see the top of this file).
+    this.rowsWritten += this.sql.exec("DELETE FROM sends WHERE at < ?", byAge).rowsWritten;
     if (cursor.rowsWritten === 0) return;
     this.rowsWritten += cursor.rowsWritten;
     // The counter must outlive the entries that carried it.

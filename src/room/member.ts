@@ -13,10 +13,7 @@ export interface Member {
 export interface Participant {
   readonly ws: WebSocket;
   member: Member | undefined;
-  /**
-   * Sends one finished frame. `bytes` is its UTF-8 size (counted once per broadcast) for the
-   * slow-reader cap; 0 leaves it out (a recovery's replay, bounded by the log instead).
-   */
+  /** Sends one finished frame. `bytes` is its UTF-8 size (counted once per broadcast) for the slow-reader cap. */
   send(frame: string, bytes: number): void;
   /** Saves what changed into the socket's attachment. */
   save(): void;

@@ -7,8 +7,8 @@
  * each frame, encoded once, through one fan-out path.
  */
 import { DurableObject } from "cloudflare:workers";
-import { verifyIdentity, type Identity } from "../chat/identity.js";
-import { ChatSession, type JoinedRoom, type Scheduler } from "../chat/session.js";
+import { identityAtConnect, loadIdentity, storeIdentity, type Identity, type StoredIdentity } from "../chat/identity.js";
+import { ChatSession, refuse, roomMismatch, type JoinedRoom, type Scheduler } from "../chat/session.js";
 import { TokenBucket } from "../chat/token-bucket.js";
 import { configOf, engineOptions, type Config } from "../config.js";
 import {
@@ -21,7 +21,6 @@ import {
   type ErrorCode,
   type JoinAck,
   type PresenceNotice,
-  type PrRoomError,
   type PrRoomMessage,
   type Refusal,
   type SendAck,
@@ -30,6 +29,7 @@ import {
   type UsersAck,
 } from "../events.js";
 import { log } from "../log.js";
+import { isRecoverable, recoveryRefusal } from "../recovery/decision.js";
 import { parseOffset } from "../recovery/offset.js";
 import { isPid, newPid, pidHash } from "../recovery/pid.js";
 import { utf8Length } from "../session/backlog.js";
@@ -41,7 +41,7 @@ import { CloseCode } from "../session/types.js";
 import { Alarm, earliest } from "./alarm.js";
 import { Connections } from "./connections.js";
 import { ackFrame, eventFrame, messageFrame } from "./frames.js";
-import { decodeCommand, LinkClose, LinkIdentity, REPLAYED_HEADER, type LinkCommand, type LinkRefusal } from "./link.js";
+import { decodeCommand, HEAD_HEADER, LinkClose, LinkIdentity, type LinkCommand, type LinkRefusal } from "./link.js";
 import { RoomLog, type LogEntry } from "./log.js";
 import type { Member, Participant } from "./member.js";
 import { Presence } from "./presence.js";
@@ -55,7 +55,7 @@ interface LinkAttachment {
 
 /** What a direct connection keeps in its attachment besides its session. */
 interface DirectApp {
-  identity?: { username: string; pullRequests?: string[]; expiresAt: number };
+  identity?: StoredIdentity;
   member?: Member;
 }
 
@@ -80,13 +80,22 @@ export interface RoomInfo {
 /** A recovery decided at CONNECT, carried out once the client has its CONNECT answer. */
 interface DirectResume {
   member?: Member;
-  replay: LogEntry[];
+  replay: string[];
+}
+
+/** A resume's replay: the frames of what the member missed, in order. */
+interface Replay {
+  frames: string[];
+  bytes: number;
 }
 
 const STATS_EVERY_MS = 10_000;
 
-/** Close codes the platform reports for a close no frame carried: never answered with a close. */
-const NO_CLOSE_FRAME = new Set([1005, 1006, 1015]);
+/** Deadlines up to this long keep the room awake until they run (see RoomTimers). */
+const KEEP_AWAKE_MS = 10_000;
+
+/** Close codes the platform reports when no close frame came (abnormal, TLS): never answered. 1005 is a frame without a code. */
+const NO_CLOSE_FRAME = new Set([1006, 1015]);
 
 export class PrRoom extends DurableObject<Env> {
   private readonly config: Config;
@@ -105,6 +114,8 @@ export class PrRoom extends DurableObject<Env> {
   private readonly directs: DirectSessions<DirectApp>;
   private readonly resumes = new WeakMap<Direct, DirectResume>();
   private readonly participants = new WeakMap<Direct, DirectParticipant>();
+  /** Resumes per connection in the last minute (MAX_RESUMES_PER_MINUTE). */
+  private readonly resumeBudget: ResumeBudget;
   /** Typing budgets per user: many tabs of one user type as one user. */
   private readonly typingBudgets = new Map<string, TokenBucket>();
   /** Messages and storage rows since the last `room_stats` line. */
@@ -121,7 +132,10 @@ export class PrRoom extends DurableObject<Env> {
     this.presence = new Presence(sql, this.config.PRESENCE_GRACE_MS);
     this.alarms = new Alarm(ctx.storage);
     this.timers = new RoomTimers(this.alarms);
-    this.directs = new DirectSessions(ctx, engineOptions(this.config), new Namespaces().of(CHAT_NAMESPACE, this.directChat()));
+    this.resumeBudget = new ResumeBudget(this.config.MAX_RESUMES_PER_MINUTE);
+    this.directs = new DirectSessions(ctx, engineOptions(this.config), new Namespaces().of(CHAT_NAMESPACE, this.directChat()), {
+      wake: (at) => this.alarms.wake(at),
+    });
 
     for (const ws of ctx.getWebSockets()) this.rebuild(ws);
     ctx.blockConcurrencyWhile(async () => {
@@ -151,7 +165,11 @@ export class PrRoom extends DurableObject<Env> {
     const command = typeof data === "string" ? decodeCommand(data) : undefined;
     if (!link?.member || !command) {
       // Only our gateway opens links, so this is a bug there: drop the link, not the room.
-      ws.close(CloseCode.protocolError, "bad link command");
+      try {
+        ws.close(CloseCode.protocolError, "bad link command");
+      } catch {
+        // Closed already.
+      }
       return;
     }
     this.command(link, command);
@@ -159,10 +177,13 @@ export class PrRoom extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.gone(ws, "transport close", code);
-    // A close the peer never sent a frame for (1005, 1006, 1015) is not answered.
+    // Every close frame is answered, as a socket.io server does: with its code, or none for
+    // a frame that had none (1005), so the client's close completes at once. A close no frame
+    // carried (1006, 1015) has nobody to answer.
     if (NO_CLOSE_FRAME.has(code)) return;
     try {
-      ws.close(code, reason);
+      if (code === 1005) ws.close();
+      else ws.close(code, reason);
     } catch {
       // Already closed (the runtime answers close frames itself).
     }
@@ -181,7 +202,10 @@ export class PrRoom extends DurableObject<Env> {
       if (participant) this.stopTyping(participant, member);
       else this.typing.stop(member);
     }
-    for (const username of this.presence.expire(now)) this.announce(ServerEvent.userLeft, username);
+    for (const username of this.presence.expire(now)) {
+      this.typingBudgets.delete(username);
+      this.announce(ServerEvent.userLeft, username);
+    }
     this.log.prune(now);
     this.connections.prune(now);
     this.timers.runDue(now);
@@ -195,6 +219,13 @@ export class PrRoom extends DurableObject<Env> {
     return { ok: true, ...this.post(request.username, request.message, request.clientMessageId) };
   }
 
+  /** Fault injection (FAULT_INJECTION=on only): "restart" resets the object as a crash would. */
+  async fault(kind: "restart"): Promise<void> {
+    if (this.config.FAULT_INJECTION !== "on") throw new Error("fault injection is off");
+    log("fault", { pr: this.key, kind });
+    this.ctx.abort(`fault injection: ${kind}`);
+  }
+
   /** Who is here now. */
   async info(): Promise<RoomInfo> {
     const users = this.presence.list();
@@ -206,9 +237,9 @@ export class PrRoom extends DurableObject<Env> {
   private acceptLink(url: URL): Response {
     const parsed = LinkIdentity.safeParse(Object.fromEntries(url.searchParams));
     if (!parsed.success) return new Response("bad link identity", { status: 400 });
-    const { sid, socketId, username, resume } = parsed.data;
+    const { sid, socketId, username, resume, budget } = parsed.data;
     const member: Member = { sid, socketId, username, typingUntil: 0 };
-    const plan = resume === undefined ? this.planJoin(member) : this.planResume(member, resume === "" ? undefined : Number(resume));
+    const plan = resume === undefined ? this.planJoin(member) : this.planResume(member, resume === "" ? undefined : Number(resume), budget);
     if ("refused" in plan) return Response.json(plan.refused satisfies LinkRefusal, { status: 403 });
 
     const { 0: gatewaySide, 1: roomSide } = new WebSocketPair();
@@ -216,8 +247,7 @@ export class PrRoom extends DurableObject<Env> {
     const link = new LinkParticipant(roomSide, member);
     this.links.set(roomSide, link);
     this.enter(link, member, plan);
-    // The gateway leaves the replayed frames out of its slow-reader count, as a direct connection does.
-    return new Response(null, { status: 101, webSocket: gatewaySide, headers: { [REPLAYED_HEADER]: String(plan.replay.length) } });
+    return new Response(null, { status: 101, webSocket: gatewaySide, headers: { [HEAD_HEADER]: String(this.log.headSeq) } });
   }
 
   // ---- direct client sockets ----------------------------------------------------------------
@@ -240,20 +270,16 @@ export class PrRoom extends DurableObject<Env> {
       async connect({ auth, sid }) {
         const direct = room.directs.bySessionId(sid);
         if (!direct) return { ok: false, error: { message: "connection closed" } };
-        let identity: Identity | undefined;
-        if (config.AUTH_SECRET !== undefined) {
-          const verified = await verifyIdentity(auth, config.AUTH_SECRET, config);
-          if (!verified.ok) return { ok: false, error: { message: verified.message, data: { code: verified.code } } };
-          identity = verified.identity;
-          const { username, pullRequests, expiresAt } = identity;
-          direct.app = { ...direct.app, identity: { username, pullRequests: pullRequests && [...pullRequests], expiresAt } };
-        }
+        const verified = await identityAtConnect(auth, config);
+        if (!verified.ok) return verified;
+        const identity = verified.identity;
+        if (identity) direct.app = { ...direct.app, identity: storeIdentity(identity) };
         const chat = room.chatFor(direct, identity);
         if (!room.connections.keeps) return { ok: true, data: chat };
         const subject = identity?.username ?? null;
         const claimed = isPid(auth.pid) ? await pidHash(auth.pid) : undefined;
         // From here on nothing awaits, so no message can slip between the replay and going live.
-        const resume = claimed ? room.planDirectResume(direct, claimed, subject, auth.offset) : undefined;
+        const resume = claimed ? room.planDirectResume(direct, claimed, identity, auth.offset) : undefined;
         if (resume) {
           room.resumes.set(direct, resume.plan);
           return { ok: true, data: chat, id: resume.socketId, pid: auth.pid as string };
@@ -271,6 +297,9 @@ export class PrRoom extends DurableObject<Env> {
         if (resume?.member) {
           room.enter(room.participant(direct), resume.member, { replay: resume.replay, resumed: true });
           socket.data.adopt(room.key, room.directRoom(direct, resume.member.username));
+        } else if (resume) {
+          // Taken back before it ever joined: here again, so recoverable again later.
+          room.connections.resumed(socket.id);
         }
         socket.data.endAtExpiry(socket);
       },
@@ -280,21 +309,18 @@ export class PrRoom extends DurableObject<Env> {
       },
 
       disconnect(socket, reason) {
-        socket.data.closeAll(socket);
-        // Taken over by a recovery: the new connection holds the record now.
-        if (reason !== "forced close") room.connections.departed(socket.id, Date.now());
+        // Taken over by a recovery ("forced close"): the new connection holds the row and the membership now.
+        const recoverable = isRecoverable(reason) || reason === "forced close";
+        socket.data.closeAll(socket, recoverable);
+        if (reason === "forced close") return;
+        if (recoverable) room.connections.departed(socket.id, Date.now());
+        else room.connections.forget(socket.id);
       },
 
       restore(_state, sid) {
         const direct = room.directs.bySessionId(sid)!;
         const stored = direct.app?.identity;
-        const identity: Identity | undefined = stored && {
-          username: stored.username,
-          pullRequests: stored.pullRequests && new Set(stored.pullRequests),
-          expiresAt: stored.expiresAt,
-          scopes: new Set(),
-        };
-        const chat = room.chatFor(direct, identity);
+        const chat = room.chatFor(direct, stored && loadIdentity(stored));
         const member = direct.app?.member;
         if (member) chat.adopt(room.key, room.directRoom(direct, member.username));
         return chat;
@@ -306,10 +332,7 @@ export class PrRoom extends DurableObject<Env> {
     return new ChatSession(
       this.config,
       {
-        refuseJoin: (key) =>
-          key === this.key
-            ? undefined
-            : ["room_mismatch", `this connection was opened for ${roomName(this.key)}; join ${roomName(key)} on a connection without pullRequestId, or one opened for it`],
+        refuseJoin: (key) => roomMismatch(this.key, key),
         join: (_key, username, first) => this.joinDirect(direct, username, first),
       },
       this.timers,
@@ -324,9 +347,7 @@ export class PrRoom extends DurableObject<Env> {
     const plan = this.planJoin(member);
     if ("refused" in plan) {
       const { code, message } = plan.refused as ErrorBody;
-      log("refused", { sid: member.sid, socketId: member.socketId, event: ClientEvent.join, pr: this.key, code });
-      if (first.ack !== undefined) socket.ack(first.ack, { ok: false, error: { code, message } } satisfies Refusal);
-      else socket.emit(ServerEvent.error, { event: ClientEvent.join, pullRequestId: this.pullRequestId, code, message } satisfies PrRoomError);
+      refuse(socket, socket.ackFor(first.ack), ClientEvent.join, this.key, code, message);
       return undefined;
     }
     const participant = this.participant(direct);
@@ -359,11 +380,18 @@ export class PrRoom extends DurableObject<Env> {
   private planDirectResume(
     direct: Direct,
     hash: string,
-    subject: string | null,
+    identity: Identity | undefined,
     offset: unknown,
   ): { socketId: string; plan: DirectResume } | undefined {
-    const row = this.connections.findByPid(hash, Date.now());
-    if (!row || row.subject !== subject) return undefined;
+    const now = Date.now();
+    const row = this.connections.findByPid(hash, now);
+    if (!row) return undefined;
+    const candidate = { departedAt: row.departedAt, subject: row.subject, rooms: row.username === null ? [] : [this.key] };
+    const why = recoveryRefusal(candidate, { identity, only: this.key }, now, this.config);
+    if (why !== undefined) {
+      log("not_recovered", { sid: direct.engine.sid, pr: this.key, why });
+      return undefined;
+    }
     // An old socket of the same connection that is still open but not in the room goes now.
     const stale = this.directs.bySocketId(row.socketId);
     if (stale && stale !== direct && !stale.app?.member) this.directs.close(stale, LinkClose.superseded, "resumed elsewhere");
@@ -393,7 +421,7 @@ export class PrRoom extends DurableObject<Env> {
     return undefined;
   }
 
-  private planJoin(member: Member): { replay: LogEntry[]; resumed: false } | { refused: LinkRefusal } {
+  private planJoin(member: Member): { replay: string[]; resumed: false } | { refused: LinkRefusal } {
     const refused = this.entryRefusal(member, false);
     return refused ? { refused } : { replay: [], resumed: false };
   }
@@ -402,15 +430,37 @@ export class PrRoom extends DurableObject<Env> {
    * Whether a member that went (or whose old connection is half-dead) can come back with
    * everything after `from` (its last seq; undefined: since it joined). Never before its join.
    */
-  private planResume(member: Member, from: number | undefined): { replay: LogEntry[]; resumed: true } | { refused: LinkRefusal } {
+  private planResume(
+    member: Member,
+    from: number | undefined,
+    budget = this.config.MAX_REPLAY_BYTES,
+  ): { replay: string[]; resumed: true } | { refused: LinkRefusal } {
     const notRecoverable = (why: string) => ({ refused: { code: "not_recoverable" as const, message: why } });
-    const row = this.connections.find(member.socketId, Date.now());
+    const now = Date.now();
+    const row = this.connections.find(member.socketId, now);
     if (!row || row.username !== member.username) return notRecoverable("unknown or expired connection");
     if (from !== undefined && from > this.log.headSeq) return notRecoverable("offset beyond the room's last message");
-    const replay = this.log.after(Math.max(from ?? row.joinedSeq, row.joinedSeq));
-    if (!replay) return notRecoverable("the log no longer reaches back that far");
+    if (!this.resumeBudget.take(member.socketId, now)) {
+      return notRecoverable(`resumed more than ${this.config.MAX_RESUMES_PER_MINUTE} times in a minute`);
+    }
+    const replay = this.replayAfter(Math.max(from ?? row.joinedSeq, row.joinedSeq), Math.min(budget, this.config.MAX_REPLAY_BYTES));
+    if (typeof replay === "string") return notRecoverable(replay);
     const refused = this.entryRefusal(member, true);
-    return refused ? { refused } : { replay, resumed: true };
+    return refused ? { refused } : { replay: replay.frames, resumed: true };
+  }
+
+  /** The frames of every message after `seq`, or why they cannot be replayed (pruned, or more than `budget` bytes). */
+  private replayAfter(seq: number, budget: number): Replay | string {
+    const entries = this.log.after(seq);
+    if (!entries) return "the log no longer reaches back that far";
+    const replay: Replay = { frames: [], bytes: 0 };
+    for (const entry of entries) {
+      const frame = this.frameOf(entry);
+      replay.bytes += utf8Length(frame);
+      if (replay.bytes > budget) return `${entries.length} missed messages exceed the replay budget of ${budget} bytes (MAX_REPLAY_BYTES)`;
+      replay.frames.push(frame);
+    }
+    return replay;
   }
 
   /**
@@ -418,11 +468,11 @@ export class PrRoom extends DurableObject<Env> {
    * turn, so nothing newer can come first. A resumed member whose old connection is still
    * here takes its place, and the others notice nothing.
    */
-  private enter(participant: Participant, member: Member, plan: { replay: LogEntry[]; resumed: boolean }): void {
+  private enter(participant: Participant, member: Member, plan: { replay: string[]; resumed: boolean }): void {
     const old = plan.resumed ? this.holderOf(member.socketId) : undefined;
     if (old && old.ws !== participant.ws) this.supersede(old);
-    // Not counted against the slow-reader cap: a client that fell behind must be able to catch up.
-    for (const entry of plan.replay) participant.send(this.frameOf(entry), 0);
+    // Counted like any frame: a reader is judged by its progress, and a replay is bounded (MAX_REPLAY_BYTES).
+    for (const frame of plan.replay) participant.send(frame, utf8Length(frame));
     participant.member = member;
     participant.save();
     this.members.set(participant.ws, participant);
@@ -441,11 +491,14 @@ export class PrRoom extends DurableObject<Env> {
     this.members.delete(participant.ws);
     participant.member = undefined;
     participant.save();
-    if (this.typing.stop(member)) this.broadcast(eventFrame(ServerEvent.stopTyping, this.notice(member)), member.username);
+    this.endTyping(member);
     const now = Date.now();
     if (why === "left") this.connections.left(member.socketId);
     else this.connections.departed(member.socketId, now);
-    if (this.presence.depart(member.username, now)) this.announce(ServerEvent.userLeft, member.username);
+    if (this.presence.depart(member.username, now)) {
+      this.typingBudgets.delete(member.username);
+      this.announce(ServerEvent.userLeft, member.username);
+    }
     this.scheduleNext(now);
   }
 
@@ -533,8 +586,13 @@ export class PrRoom extends DurableObject<Env> {
   }
 
   private stopTyping(participant: Participant, member: Member): void {
-    if (this.typing.stop(member)) this.broadcast(eventFrame(ServerEvent.stopTyping, this.notice(member)), member.username);
+    this.endTyping(member);
     participant.save();
+  }
+
+  /** One connection stops typing; the others hear `stop-typing` once none of its user's connections types. */
+  private endTyping(member: Member): void {
+    if (this.typing.stop(member)) this.broadcast(eventFrame(ServerEvent.stopTyping, this.notice(member)), member.username);
   }
 
   /** The one fan-out path: the same frame to every member but `without` (a socket, or all of a user's). */
@@ -687,8 +745,13 @@ class DirectParticipant implements Participant {
   }
 }
 
-/** In-memory deadlines (held events, token expiry) on the room's alarm: the room keeps no timers. */
-class RoomTimers implements Scheduler {
+/**
+ * In-memory deadlines (held events, token expiry) on the room's alarm. A short one (held
+ * events wait JOIN_GRACE_MS, at most 10 s) also gets a timer: a pending timer keeps the
+ * object from hibernating, which would drop what is held in memory unanswered. Long ones
+ * (token expiry) are set again when the room wakes, so they need not keep it awake.
+ */
+export class RoomTimers implements Scheduler {
   private readonly pending = new Set<{ at: number; run: () => void }>();
 
   constructor(private readonly alarms: Alarm) {}
@@ -697,7 +760,11 @@ class RoomTimers implements Scheduler {
     const timer = { at: Date.now() + ms, run };
     this.pending.add(timer);
     this.alarms.wake(timer.at);
-    return () => this.pending.delete(timer);
+    const awake = ms <= KEEP_AWAKE_MS ? setTimeout(() => this.runDue(Date.now()), ms) : undefined;
+    return () => {
+      if (awake !== undefined) clearTimeout(awake);
+      this.pending.delete(timer);
+    };
   }
 
   runDue(now: number): void {
@@ -710,6 +777,33 @@ class RoomTimers implements Scheduler {
 
   next(): number | undefined {
     return earliest(...Array.from(this.pending, (timer) => timer.at));
+  }
+}
+
+/**
+ * Resumes per connection over the last minute: a client that keeps dropping and resuming
+ * replays at most this often. Kept in memory (a restart forgets it, which only resets the
+ * count); connections with no resume in the last minute are dropped at most a minute later,
+ * so it holds only the connections that resumed in the last two minutes.
+ */
+class ResumeBudget {
+  private readonly times = new Map<string, number[]>();
+
+  constructor(private readonly perMinute: number) {}
+
+  private prunedAt = 0;
+
+  take(socketId: string, now: number): boolean {
+    if (now - this.prunedAt >= 60_000) {
+      this.prunedAt = now;
+      for (const [id, times] of this.times) if (now - times.at(-1)! >= 60_000) this.times.delete(id);
+    }
+    const times = this.times.get(socketId) ?? [];
+    while (times.length > 0 && now - times[0]! >= 60_000) times.shift();
+    if (times.length >= this.perMinute) return false;
+    times.push(now);
+    this.times.set(socketId, times);
+    return true;
   }
 }
 

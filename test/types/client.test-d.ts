@@ -8,7 +8,8 @@ import { expectTypeOf } from "vitest";
 import { connectToPullRequest, type ChatSocket, type ClientAck, type ClientToServerEvents, type ServerToClientEvents } from "pr-rooms/client";
 
 type ErrorCode = "invalid_payload" | "unknown_event" | "not_joined" | "username_mismatch" | "message_too_long"
-  | "room_unavailable" | "room_full" | "too_many_rooms" | "too_many_connections" | "room_mismatch" | "rate_limited" | "forbidden";
+  | "room_unavailable" | "room_full" | "too_many_rooms" | "too_many_connections" | "room_mismatch" | "rate_limited" | "forbidden"
+  | "messages_lost";
 type Refusal = { ok: false; error: { code: ErrorCode; message: string } };
 
 // socket.io-client's io() takes no type arguments: the annotation types the socket.
@@ -72,6 +73,7 @@ export function listens(): void {
     expectTypeOf(error.code).toEqualTypeOf<ErrorCode>();
     expectTypeOf(error.event).toEqualTypeOf<string>();
     expectTypeOf(error.pullRequestId).toEqualTypeOf<string | number | undefined>();
+    expectTypeOf(error.lost).toEqualTypeOf<number | undefined>();
   });
   // socket.io's own events stay typed too.
   socket.on("connect_error", (error) => expectTypeOf(error.message).toEqualTypeOf<string>());

@@ -7,6 +7,8 @@ import { listDurableObjectIds } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import app from "../../src/index.js";
+import { MAX_WAITING_FRAMES } from "../../src/polling/upgrade.js";
+import { until } from "../shared/until.js";
 import { RawClient } from "./raw-client.js";
 
 const BASE = "http://localhost/socket.io/?EIO=4&transport=polling";
@@ -38,15 +40,6 @@ async function nextMatching(sid: string, match: (packet: string) => boolean): Pr
     }
   }
   throw new Error("no matching packet");
-}
-
-/** Waits until an async condition holds (checked every 20 ms). */
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 5000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 async function errorOf(response: Response) {
@@ -130,7 +123,7 @@ describe("exchange", () => {
     expect(await nextMatching(sid, (packet) => packet.startsWith("430"))).toContain("invalid_payload");
     // A binary packet with no binary packet pending is a protocol error, as on a WebSocket.
     await post(sid, "bAQID");
-    await until(async () => (await poll(sid)).status === 400, 3000);
+    await until(async () => (await poll(sid)).status === 400, 3000, "a GET refused with 400", 20);
   });
 
   it("closes the session when a second GET comes while one is held", async () => {
@@ -292,6 +285,33 @@ describe("upgrade", () => {
     await until(async () => {
       await post(sid, '429["get-pr-room-users",{"pullRequestId":1}]');
       return (await nextMatching(sid, (packet) => packet.startsWith("43") || packet === "6")).startsWith("439");
-    }, 5000, "polling again");
+    }, 5000, "polling again", 20);
+  });
+});
+
+describe("what a client sends while its session moves", () => {
+  async function movingSession(): Promise<RawClient> {
+    const sid = await connected();
+    const response = await exports.default.fetch(`http://localhost/socket.io/?EIO=4&transport=websocket&sid=${sid}`, { headers: { Upgrade: "websocket" } });
+    response.webSocket!.accept();
+    const client = new RawClient(response.webSocket!);
+    client.send("2probe");
+    expect(await client.next()).toBe("3probe");
+    return client;
+  }
+
+  it("is held to MAX_WAITING_FRAMES: past it the WebSocket closes 1013 once the session is here, and the client recovers", async () => {
+    const client = await movingSession();
+    client.send("5");
+    // All in one turn, before the take-over is done: they wait, up to the bound.
+    for (let i = 0; i <= MAX_WAITING_FRAMES; i++) client.send('42["typing",{"pullRequestId":1,"username":"cy"}]');
+    expect(await client.waitClosed(5000)).toMatchObject({ code: 1013, reason: "too much sent during the upgrade" });
+  });
+
+  it("is held to maxPayload on arrival: a frame over it closes 1009", async () => {
+    const client = await movingSession();
+    client.send("5");
+    client.send(`42["send-message-to-pr-room",${JSON.stringify({ pullRequestId: 1, username: "cy", message: "x".repeat(70_000) })}]`);
+    expect(await client.waitClosed(5000)).toMatchObject({ code: 1009 });
   });
 });

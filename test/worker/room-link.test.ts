@@ -50,7 +50,7 @@ describe("RoomLink", () => {
   it("queues commands until open, then sends them in order and forwards frames untouched", async () => {
     const side = roomSide();
     const { seen, events } = recorder();
-    const link = new RoomLink("alice", async () => ({ ws: side.gateway, replayed: 0 }), events, false, FAST);
+    const link = new RoomLink("alice", async () => ({ ws: side.gateway }), events, false, FAST);
     link.send({ t: "join", ack: 1 });
     link.send({ t: "msg", ack: 2, message: "hi" });
     expect(await link.open()).toBe(true);
@@ -68,7 +68,7 @@ describe("RoomLink", () => {
     const sides = [first, second];
     const resumes: Array<string | undefined> = [];
     const { seen, events } = recorder();
-    const link = new RoomLink("alice", async (resume) => (resumes.push(resume), ({ ws: sides.shift()!.gateway, replayed: 0 })), events, true, FAST);
+    const link = new RoomLink("alice", async (resume) => (resumes.push(resume), ({ ws: sides.shift()!.gateway })), events, true, FAST);
     await link.open();
     first.room.send(message("a", 41));
     first.room.send(message("b", 42));
@@ -92,7 +92,7 @@ describe("RoomLink", () => {
     let attempts = 0;
     const opener: LinkOpener = async () => {
       attempts++;
-      if (attempts === 1) return { ws: first.gateway, replayed: 0 };
+      if (attempts === 1) return { ws: first.gateway };
       throw new Error("room unreachable");
     };
     const { seen, events } = recorder();
@@ -141,7 +141,7 @@ describe("RoomLink", () => {
     const fresh = roomSide();
     const sides = [hung, fresh];
     const { seen, events } = recorder();
-    const link = new RoomLink("alice", async () => ({ ws: sides.shift()!.gateway, replayed: 0 }), events, false, FAST);
+    const link = new RoomLink("alice", async () => ({ ws: sides.shift()!.gateway }), events, false, FAST);
     await link.open();
     link.send({ t: "msg", ack: 5, message: "into the void" });
     await until(() => seen.unanswered.length === 1, 2000, "the timeout");
@@ -157,7 +157,7 @@ describe("RoomLink", () => {
     let accept!: () => void;
     const accepted = new Promise<void>((resolve) => (accept = resolve));
     const { seen, events } = recorder();
-    const link = new RoomLink("alice", async () => (await accepted, { ws: side.gateway, replayed: 0 }), events, false, FAST);
+    const link = new RoomLink("alice", async () => (await accepted, { ws: side.gateway }), events, false, FAST);
     link.send({ t: "join", ack: 4 });
     const opening = link.open();
     link.leave(); // leave while the room is still accepting
@@ -174,9 +174,9 @@ describe("RoomLink", () => {
     const { events } = recorder();
     const opener: LinkOpener = async () => {
       attempts++;
-      if (attempts === 1) return { ws: first.gateway, replayed: 0 };
+      if (attempts === 1) return { ws: first.gateway };
       if (attempts === 2) throw new Error("unreachable for a moment"); // the next try waits its backoff
-      return { ws: roomSide().gateway, replayed: 0 };
+      return { ws: roomSide().gateway };
     };
     const link = new RoomLink("alice", opener, events, false, { ...FAST, backoffBaseMs: 100, backoffCapMs: 100 });
     await link.open();
@@ -203,7 +203,7 @@ describe("RoomLink", () => {
   it("after a leave, still delivers the leaver's own message that the room acked ok, and nothing else", async () => {
     const side = roomSide();
     const { seen, events } = recorder();
-    const link = new RoomLink("alice", async () => ({ ws: side.gateway, replayed: 0 }), events, true, FAST);
+    const link = new RoomLink("alice", async () => ({ ws: side.gateway }), events, true, FAST);
     await link.open();
     link.send({ t: "msg", ack: 3, message: "bye" });
     link.leave();
@@ -218,7 +218,7 @@ describe("RoomLink", () => {
   it("on a superseded close, gives up and says it was taken over", async () => {
     const side = roomSide();
     const { seen, events } = recorder();
-    const link = new RoomLink("alice", async () => ({ ws: side.gateway, replayed: 0 }), events, true, FAST);
+    const link = new RoomLink("alice", async () => ({ ws: side.gateway }), events, true, FAST);
     await link.open();
     side.room.close(4001, "resumed elsewhere");
     await until(() => seen.lost.length === 1, 1000, "giving up");
