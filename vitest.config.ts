@@ -24,6 +24,8 @@ export default defineConfig({
                 PRESENCE_GRACE_MS: "300",
                 RECOVERY_WINDOW_MS: "3000",
                 RECOVERY_MAX_MESSAGES: "40",
+                MAX_REPLAY_BYTES: "16384",
+                FAULT_INJECTION: "on",
               },
             },
           }),
@@ -46,6 +48,20 @@ export default defineConfig({
           // Each file starts its own wrangler; two cores run two at most.
           maxWorkers: 2,
           // Offline, quiet, and without local observability tracing every message (see BENCHMARKS.md).
+          env: { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false" },
+        },
+      },
+      {
+        test: {
+          // The fault harness (test/chaos): random fault schedules against its own wrangler,
+          // after the e2e files so it does not compete with them for the two cores.
+          name: "chaos",
+          sequence: { groupOrder: 2 },
+          environment: "node",
+          include: ["test/chaos/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+          maxWorkers: 1,
           env: { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", X_LOCAL_OBSERVABILITY: "false" },
         },
       },
