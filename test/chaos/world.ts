@@ -368,6 +368,8 @@ interface Ended {
   sinceJoin: number;
   /** Its Engine.IO session id. */
   sid?: string;
+  /** Its token had expired by then: the server may have ended it on purpose (not recoverable) while the client saw only the transport go. */
+  tokenExpired: boolean;
   /** It had joined (or recovered) at least one room: a transport drop must then be recovered. */
   hadRooms: boolean;
   /** A fault the harness caused just before (for the report). */
@@ -396,6 +398,8 @@ export class ChaosClient {
   /** When the current token expires (ms since the epoch), and that of the token the last CONNECT carried. */
   private tokenExpiresAt = 0;
   private sentTokenExpiresAt = 0;
+  /** The expiry of the token the current connection was opened with (0: identity off). */
+  private connTokenExpiresAt = 0;
   private readonly paused = new Set<NetSocket>();
   private slowRunning = false;
   private lastFault: string | undefined;
@@ -559,6 +563,7 @@ export class ChaosClient {
     const recovered = this.socket.recovered === true;
     const ended = this.ended;
     this.engineSid = this.socket.io.engine?.id;
+    this.connTokenExpiresAt = this.world.config.auth ? this.sentTokenExpiresAt : 0;
     if (this.engineSid) this.ids.add(this.engineSid);
     if (this.socket.id) this.ids.add(this.socket.id);
     this.t(`connected #${this.conn} id=${this.socket.id} sid=${this.engineSid} recovered=${recovered} transport=${this.transport}`);
@@ -587,7 +592,7 @@ export class ChaosClient {
     this.hasRooms = false;
     const lastSeen = new Map(this.prs.map((pr) => [pr, this.lastSeqOf(pr)] as const));
     for (const pr of this.prs) this.newEpoch(pr, "not recovered");
-    if (this.world.options.expectRecovery && ended && TRANSPORT_REASONS.has(ended.reason) && ended.hadRooms) {
+    if (this.world.options.expectRecovery && ended && TRANSPORT_REASONS.has(ended.reason) && ended.hadRooms && !ended.tokenExpired) {
       this.unrecovered.push({ conn: this.conn, lastSeen, index: this.world.violations.length });
       this.world.violation({
         kind: "not-recovered",
@@ -645,7 +650,10 @@ export class ChaosClient {
     const detail = description instanceof Error ? `: ${description.message}` : (description as { description?: unknown })?.description ? `: ${String((description as any).description)}` : "";
     this.t(`disconnected (${reason}${detail}) on #${this.conn}, transport was ${this.transport}`);
     this.world.observed[`disconnect:${reason}`] = (this.world.observed[`disconnect:${reason}`] ?? 0) + 1;
-    if (!this.pendingStart) this.ended = { reason, at: this.world.now(), sinceJoin: this.world.now() - this.lastJoinAck, hadRooms: this.hasRooms, cause: this.lastFault, sid: this.engineSid };
+    if (!this.pendingStart) {
+      const tokenExpired = this.connTokenExpiresAt > 0 && Date.now() >= this.connTokenExpiresAt;
+      this.ended = { reason, at: this.world.now(), sinceJoin: this.world.now() - this.lastJoinAck, hadRooms: this.hasRooms, cause: this.lastFault, sid: this.engineSid, tokenExpired };
+    }
     this.lastFault = undefined;
     this.pendingStart = true;
     if (reason === "io server disconnect") {
@@ -847,9 +855,11 @@ export class ChaosClient {
     this.socket.disconnect();
   }
 
-  /** Whether what the client sends now can reach the server (a WebSocket whose TCP socket is open; a polling POST). */
+  /** Whether what the client sends now can reach the server (an open engine over a WebSocket whose TCP socket is open, or polling). */
   private transportWritable(): boolean {
     if (!this.world.server.running) return false;
+    // An engine closing (engine.close() waits for its write buffer to drain) drops what is sent meanwhile.
+    if ((this.socket.io.engine as unknown as { readyState?: string } | undefined)?.readyState !== "open") return false;
     const transport = this.socket.io.engine?.transport as unknown as { name: string; ws?: { readyState: number; _socket?: NetSocket } } | undefined;
     if (transport?.name !== "websocket") return true;
     return transport.ws?.readyState === 1 && transport.ws._socket !== undefined && !transport.ws._socket.destroyed;
