@@ -78,7 +78,11 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
     [worker, browser] = await Promise.all([
       // The room's own typing expiry out of the way, so the page's stop-typing is what is seen.
       // Short presence grace and recovery window, so departures and lost gaps show within a test.
-      serveWorker({ vars: { TYPING_TIMEOUT_MS: "15000", PRESENCE_GRACE_MS: "500", RECOVERY_WINDOW_MS: "3000" } }),
+      // A page taken offline leaves its old connection half-open: the server sees it end at the
+      // next missed pong, so the heartbeat (1 s + 1 s) fits in the window, as the defaults do.
+      serveWorker({
+        vars: { TYPING_TIMEOUT_MS: "15000", PRESENCE_GRACE_MS: "500", RECOVERY_WINDOW_MS: "3000", PING_INTERVAL_MS: "1000", PING_TIMEOUT_MS: "1000" },
+      }),
       chromium.launch({
         executablePath: CHROMIUM,
         headless: true,
@@ -357,9 +361,10 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
     await send(john, "lost 1");
     await send(john, "lost 2");
     await expect.poll(() => shown(john), { timeout: WAIT }).toHaveLength(3);
-    // Past the 3 s recovery window: the room has forgotten jane's connection.
+    // Past the 3 s recovery window, counted from when the server saw jane's connection end (at
+    // most pingInterval + pingTimeout, 2 s, after it went): the room has forgotten it.
     const wentAway = Date.now();
-    await expect.poll(() => Date.now() - wentAway, { timeout: WAIT, interval: 250 }).toBeGreaterThan(3500);
+    await expect.poll(() => Date.now() - wentAway, { timeout: WAIT, interval: 250 }).toBeGreaterThan(5500);
     await jane.context().setOffline(false);
     await joined(jane);
     await expect.poll(() => gaps(jane), { timeout: WAIT }).toEqual(["2 messages sent while you were disconnected could not be recovered."]);

@@ -271,8 +271,14 @@ describe("refusals", () => {
         else controller.close();
       },
     });
-    const streamed = await publish(pr, { token: bearer, body: chunked, headers: { "Content-Type": "application/json" } });
-    expect(streamed).toMatchObject({ status: 413, body: refused("payload_too_large") });
+    try {
+      const streamed = await publish(pr, { token: bearer, body: chunked, headers: { "Content-Type": "application/json" } });
+      expect(streamed).toMatchObject({ status: 413, body: refused("payload_too_large") });
+    } catch (error) {
+      // The server answered 413 and stopped reading while the client was still writing: on a
+      // loaded machine the client can see the closed connection before the answer.
+      expect(String((error as { cause?: { code?: string } }).cause?.code)).toMatch(/^(EPIPE|ECONNRESET)$/);
+    }
     // Just under the cap is read (and then refused for its length, as a socket message would be).
     const under = JSON.stringify({ message: "x".repeat(MAX_PAYLOAD_BYTES - 20) });
     expect(await publish(pr, { token: bearer, body: under, headers: { "Content-Type": "application/json" } })).toMatchObject({
