@@ -90,18 +90,23 @@ describe("RoomLink", () => {
   it("gives up after its attempts and says so: room_unavailable, never silence", async () => {
     const first = roomSide();
     let attempts = 0;
+    // The retries fail only once the command below is queued, so the test does not race them.
+    let queued!: () => void;
+    const commandQueued = new Promise<void>((resolve) => (queued = resolve));
     const opener: LinkOpener = async () => {
       attempts++;
       if (attempts === 1) return { ws: first.gateway };
+      await commandQueued;
       throw new Error("room unreachable");
     };
     const { seen, events } = recorder();
     const link = new RoomLink("alice", opener, events, false, FAST);
     await link.open();
     first.room.close(1001, "evicted");
-    await until(() => attempts >= 2, 1000, "a retry");
-    link.send({ t: "msg", ack: 9, message: "queued while reopening" });
-    await until(() => seen.lost.length === 1, 2000, "giving up");
+    await until(() => attempts >= 2, 5000, "a retry");
+    expect(link.send({ t: "msg", ack: 9, message: "queued while reopening" })).toBe(true);
+    queued();
+    await until(() => seen.lost.length === 1, 5000, "giving up");
     expect(attempts).toBe(1 + FAST.attempts!);
     expect(seen.unanswered).toEqual([[[9], expect.objectContaining({ code: "room_unavailable" })]]);
     expect(seen.lost).toEqual([[expect.objectContaining({ code: "room_unavailable" }), true]]);
@@ -181,7 +186,7 @@ describe("RoomLink", () => {
     const link = new RoomLink("alice", opener, events, false, { ...FAST, backoffBaseMs: 100, backoffCapMs: 100 });
     await link.open();
     first.room.close(1001, "evicted");
-    await until(() => attempts === 2, 1000, "the first retry");
+    await until(() => attempts === 2, 5000, "the first retry");
     link.leave(); // during the backoff
     await never(() => attempts > 2, 300, "a retry after the leave");
   });
@@ -221,7 +226,7 @@ describe("RoomLink", () => {
     const link = new RoomLink("alice", async () => ({ ws: side.gateway }), events, true, FAST);
     await link.open();
     side.room.close(4001, "resumed elsewhere");
-    await until(() => seen.lost.length === 1, 1000, "giving up");
+    await until(() => seen.lost.length === 1, 5000, "giving up");
     expect(link.superseded).toBe(true);
   });
 });
