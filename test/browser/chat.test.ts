@@ -79,9 +79,10 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
       // The room's own typing expiry out of the way, so the page's stop-typing is what is seen.
       // Short presence grace and recovery window, so departures and lost gaps show within a test.
       // A page taken offline leaves its old connection half-open: the server sees it end at the
-      // next missed pong, so the heartbeat (1 s + 1 s) fits in the window, as the defaults do.
+      // next missed pong, so the heartbeat (2 s + 2 s) fits in the window, as the defaults do,
+      // and the window (8 s) outlasts socket.io-client's reconnection backoff (up to 5 s).
       serveWorker({
-        vars: { TYPING_TIMEOUT_MS: "15000", PRESENCE_GRACE_MS: "500", RECOVERY_WINDOW_MS: "3000", PING_INTERVAL_MS: "1000", PING_TIMEOUT_MS: "1000" },
+        vars: { TYPING_TIMEOUT_MS: "15000", PRESENCE_GRACE_MS: "500", RECOVERY_WINDOW_MS: "8000", PING_INTERVAL_MS: "2000", PING_TIMEOUT_MS: "2000" },
       }),
       chromium.launch({
         executablePath: CHROMIUM,
@@ -361,10 +362,10 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
     await send(john, "lost 1");
     await send(john, "lost 2");
     await expect.poll(() => shown(john), { timeout: WAIT }).toHaveLength(3);
-    // Past the 3 s recovery window, counted from when the server saw jane's connection end (at
-    // most pingInterval + pingTimeout, 2 s, after it went): the room has forgotten it.
+    // Past the 8 s recovery window, counted from when the server saw jane's connection end (at
+    // most pingInterval + pingTimeout, 4 s, after it went): the room has forgotten it.
     const wentAway = Date.now();
-    await expect.poll(() => Date.now() - wentAway, { timeout: WAIT, interval: 250 }).toBeGreaterThan(5500);
+    await expect.poll(() => Date.now() - wentAway, { timeout: 2 * WAIT, interval: 250 }).toBeGreaterThan(12_500);
     await jane.context().setOffline(false);
     await joined(jane);
     await expect.poll(() => gaps(jane), { timeout: WAIT }).toEqual(["2 messages sent while you were disconnected could not be recovered."]);
@@ -374,7 +375,7 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
       { who: "", text: "", own: false }, // the gap notice, in its place
       { who: "johndoe", text: "after", own: false },
     ]);
-  });
+  }, 60_000);
 
   it("works over long-polling only (transport=polling), beside a WebSocket page", async () => {
     const pr = freshPr();
