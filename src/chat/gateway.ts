@@ -11,9 +11,10 @@ import { isPid, newPid, pidHash } from "../recovery/pid.js";
 import { recordName } from "../recovery/record.js";
 import { randomId } from "../session/ids.js";
 import type { NamespaceHandler } from "../session/namespaces.js";
+import type { Socket } from "../session/socket.js";
 import { ClientEvent, PullRequestId, type ErrorBody } from "../events.js";
 import { GatewayRooms, type GatewayIdentity, type RoomPosition } from "./gateway-rooms.js";
-import { allowsRoom, identityAtConnect, loadIdentity, storeIdentity, type Identity, type StoredIdentity } from "./identity.js";
+import { identityAtConnect, loadIdentity, storeIdentity, type Identity, type StoredIdentity } from "./identity.js";
 import { ChatSession, refuse, timerScheduler } from "./session.js";
 
 export interface GatewayConnection {
@@ -35,6 +36,12 @@ export interface ChatHandOver {
 
 /** With FAULT_INJECTION on: this isolate's live gateway connections by Socket.IO id, for `/__faults`. */
 export const faultTargets = new Map<string, GatewayRooms>();
+
+/** The connection is live here (`on`) or no longer: kept in faultTargets when fault injection is on. */
+function targetable(socket: Socket<GatewayConnection>, on: boolean, config: Config): void {
+  if (on && config.FAULT_INJECTION === "on") faultTargets.set(socket.id, socket.data.rooms);
+  else if (!on && faultTargets.get(socket.id) === socket.data.rooms) faultTargets.delete(socket.id);
+}
 
 const UNRESUMED: ErrorBody = { code: "room_unavailable", message: "the room could not be reached after the upgrade to WebSocket; join it again" };
 
@@ -111,7 +118,7 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
 
     connected(socket) {
       socket.data.rooms.attach(socket);
-      if (config.FAULT_INJECTION === "on") faultTargets.set(socket.id, socket.data.rooms);
+      targetable(socket, true, config);
       socket.data.chat.endAtExpiry(socket);
     },
 
@@ -124,7 +131,7 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
     },
 
     disconnect(socket, reason) {
-      if (faultTargets.get(socket.id) === socket.data.rooms) faultTargets.delete(socket.id);
+      targetable(socket, false, config);
       const recoverable = isRecoverable(reason) || socket.data.rooms.superseded;
       socket.data.chat.closeAll(socket, recoverable);
       if (recoverable) socket.data.rooms.detach();
@@ -133,7 +140,7 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
 
     async handOver(socket, deadline) {
       const { chat, rooms } = socket.data;
-      if (faultTargets.get(socket.id) === rooms) faultTargets.delete(socket.id);
+      targetable(socket, false, config);
       chat.settle(socket);
       const positions = await rooms.handOver(deadline);
       const snapshot: ChatHandOver = { socketId: socket.id, subject: rooms.who.subject, rooms: positions };
@@ -161,7 +168,7 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
 
     takenOver(socket) {
       socket.data.rooms.attach(socket);
-      if (config.FAULT_INJECTION === "on") faultTargets.set(socket.id, socket.data.rooms);
+      targetable(socket, true, config);
       for (const key of socket.data.unresumed ?? []) refuse(socket, undefined, ClientEvent.join, key, UNRESUMED.code, UNRESUMED.message, false);
       socket.data.chat.endAtExpiry(socket);
     },

@@ -80,12 +80,12 @@ export interface RoomInfo {
 /** A recovery decided at CONNECT, carried out once the client has its CONNECT answer. */
 interface DirectResume {
   member?: Member;
-  replay: string[];
+  replay: Replayed[];
 }
 
-/** A resume's replay: the frames of what the member missed, in order. */
-interface Replay {
-  frames: string[];
+/** One frame of a resume's replay (what the member missed, in order), with its UTF-8 size. */
+interface Replayed {
+  frame: string;
   bytes: number;
 }
 
@@ -421,7 +421,7 @@ export class PrRoom extends DurableObject<Env> {
     return undefined;
   }
 
-  private planJoin(member: Member): { replay: string[]; resumed: false } | { refused: LinkRefusal } {
+  private planJoin(member: Member): { replay: Replayed[]; resumed: false } | { refused: LinkRefusal } {
     const refused = this.entryRefusal(member, false);
     return refused ? { refused } : { replay: [], resumed: false };
   }
@@ -434,7 +434,7 @@ export class PrRoom extends DurableObject<Env> {
     member: Member,
     from: number | undefined,
     budget = this.config.MAX_REPLAY_BYTES,
-  ): { replay: string[]; resumed: true } | { refused: LinkRefusal } {
+  ): { replay: Replayed[]; resumed: true } | { refused: LinkRefusal } {
     const notRecoverable = (why: string) => ({ refused: { code: "not_recoverable" as const, message: why } });
     const now = Date.now();
     const row = this.connections.find(member.socketId, now);
@@ -446,19 +446,21 @@ export class PrRoom extends DurableObject<Env> {
     const replay = this.replayAfter(Math.max(from ?? row.joinedSeq, row.joinedSeq), Math.min(budget, this.config.MAX_REPLAY_BYTES));
     if (typeof replay === "string") return notRecoverable(replay);
     const refused = this.entryRefusal(member, true);
-    return refused ? { refused } : { replay: replay.frames, resumed: true };
+    return refused ? { refused } : { replay, resumed: true };
   }
 
   /** The frames of every message after `seq`, or why they cannot be replayed (pruned, or more than `budget` bytes). */
-  private replayAfter(seq: number, budget: number): Replay | string {
+  private replayAfter(seq: number, budget: number): Replayed[] | string {
     const entries = this.log.after(seq);
     if (!entries) return "the log no longer reaches back that far";
-    const replay: Replay = { frames: [], bytes: 0 };
+    const replay: Replayed[] = [];
+    let total = 0;
     for (const entry of entries) {
       const frame = this.frameOf(entry);
-      replay.bytes += utf8Length(frame);
-      if (replay.bytes > budget) return `${entries.length} missed messages exceed the replay budget of ${budget} bytes (MAX_REPLAY_BYTES)`;
-      replay.frames.push(frame);
+      const bytes = utf8Length(frame);
+      total += bytes;
+      if (total > budget) return `${entries.length} missed messages exceed the replay budget of ${budget} bytes (MAX_REPLAY_BYTES)`;
+      replay.push({ frame, bytes });
     }
     return replay;
   }
@@ -468,11 +470,11 @@ export class PrRoom extends DurableObject<Env> {
    * turn, so nothing newer can come first. A resumed member whose old connection is still
    * here takes its place, and the others notice nothing.
    */
-  private enter(participant: Participant, member: Member, plan: { replay: string[]; resumed: boolean }): void {
+  private enter(participant: Participant, member: Member, plan: { replay: Replayed[]; resumed: boolean }): void {
     const old = plan.resumed ? this.holderOf(member.socketId) : undefined;
     if (old && old.ws !== participant.ws) this.supersede(old);
     // Counted like any frame: a reader is judged by its progress, and a replay is bounded (MAX_REPLAY_BYTES).
-    for (const frame of plan.replay) participant.send(frame, utf8Length(frame));
+    for (const { frame, bytes } of plan.replay) participant.send(frame, bytes);
     participant.member = member;
     participant.save();
     this.members.set(participant.ws, participant);

@@ -177,11 +177,9 @@ export interface DirectSessionsSettings {
   pendingGrace?: number;
   /**
    * Makes the object's alarm fire at `at` or earlier (then the object calls `heartbeat`):
-   * for a slow reader's deadline, which comes up between rounds. Without it, a timer of
-   * this object's own looks at slow readers then (it dies if the object is evicted; the
-   * next round finds them).
+   * for a slow reader's deadline, which comes up between rounds.
    */
-  wake?: (at: number) => void;
+  wake: (at: number) => void;
 }
 
 /** The direct sockets of one object, and their heartbeat. */
@@ -203,14 +201,12 @@ export class DirectSessions<App = unknown> {
   /** The auto-response is being switched (the switch looks at every socket, which may close some). */
   private switching = false;
   private readonly maxPending: number;
-  /** Without `settings.wake`: the timer for the next look at slow readers, and when it fires. */
-  private lookTimer: { at: number; timer: ReturnType<typeof setTimeout> } | undefined;
 
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly options: EngineOptions,
     private readonly namespaces: NamespaceRegistry,
-    private readonly settings: DirectSessionsSettings = {},
+    private readonly settings: DirectSessionsSettings,
   ) {
     this.lastPingAt = ctx.storage.kv.get<number>(LAST_PING) ?? 0;
     this.maxPending = settings.maxPending ?? MAX_PENDING_DIRECT;
@@ -358,34 +354,12 @@ export class DirectSessions<App = unknown> {
     if (now < due) return;
     if (now - due > LATE_LOOK_MS) {
       direct.slowLookAt = now + LOOK_AGAIN_MS;
-      this.wake(direct.slowLookAt);
+      this.settings.wake(direct.slowLookAt);
       return;
     }
     direct.engine.check(Math.min(direct.engine.slowReaderDeadline, now));
     direct.slowLookAt = direct.engine.slowReaderDeadline;
     if (direct.slowLookAt === undefined) this.behind.delete(direct);
-  }
-
-  /** Makes sure slow readers are looked at at `at`: by the object's alarm, or by a timer of our own. */
-  private wake(at: number): void {
-    if (this.settings.wake) return this.settings.wake(at);
-    if (this.lookTimer && this.lookTimer.at <= at) return;
-    if (this.lookTimer) clearTimeout(this.lookTimer.timer);
-    const timer = setTimeout(() => {
-      this.lookTimer = undefined;
-      const now = Date.now();
-      for (const direct of [...this.behind]) this.lookAtSlowReader(direct, now);
-      const next = this.nextSlowLook();
-      if (next !== undefined) this.wake(next);
-    }, Math.max(0, at - Date.now()));
-    this.lookTimer = { at, timer };
-  }
-
-  /** The earliest look due at a slow reader. */
-  private nextSlowLook(): number | undefined {
-    let next: number | undefined;
-    for (const direct of this.behind) if (direct.slowLookAt !== undefined && (next === undefined || direct.slowLookAt < next)) next = direct.slowLookAt;
-    return next;
   }
 
   /** Closes the oldest socket still waiting to CONNECT, if it has waited PENDING_GRACE_MS. */
@@ -412,7 +386,7 @@ export class DirectSessions<App = unknown> {
       behind: (behind, deadline) => {
         this.behind.add(behind);
         behind.slowLookAt = Math.min(behind.slowLookAt ?? Infinity, deadline);
-        this.wake(behind.slowLookAt);
+        this.settings.wake(behind.slowLookAt);
       },
     });
     this.byWs.set(ws, direct);

@@ -394,6 +394,8 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
     const ws = await openChat(pr, "socketeer");
     await expect.poll(() => people(polling), { timeout: WAIT }).toEqual(["pollster", "socketeer"]);
     await send(polling, "over polling");
+    // Two senders have no order between them: the second speaks once the first was heard.
+    await expect.poll(() => shown(ws), { timeout: WAIT }).toHaveLength(1);
     await send(ws, "over a WebSocket");
     const expected = [
       { who: "pollster", text: "over polling", own: true },

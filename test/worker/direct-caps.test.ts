@@ -81,7 +81,7 @@ describe("sockets that have not CONNECTed", () => {
     const stub = env.PR_ROOM.getByName(`pr:${freshPr()}`);
     await runInDurableObject(stub, async (_room: PrRoom, state) => {
       const options = { pingInterval: 60_000, pingTimeout: 60_000, maxPayload: 1_000, connectTimeout: 60_000, maxBacklog: 0 };
-      const sessions = new DirectSessions(state, options, new Namespaces(), { maxPending: 2, pendingGrace: 100 });
+      const sessions = new DirectSessions(state, options, new Namespaces(), { maxPending: 2, pendingGrace: 100, wake: () => {} });
       const closes: string[] = [];
       const open = (name: string) => {
         const response = sessions.accept(new Request("http://localhost/socket.io/?EIO=4&transport=websocket"));

@@ -4,7 +4,7 @@
  * auto-response timestamps, hibernates between messages, and keeps a direct connection
  * to its own pull request.
  */
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { PrRoom } from "../../src/room/pr-room.js";

@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { until } from "../shared/until.js";
-import { call, connectWith, member, nextMessage, openRaw, PATHS, type QueryFor, RawClient } from "./raw-client.js";
+import { call, connectWith, member, nextMessage, openRaw, PATHS, type QueryFor } from "./raw-client.js";
 
 let nextPr = 41_000;
 const freshPr = () => nextPr++;
