@@ -73,7 +73,7 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
     }
     const record = await recordFor(pid);
     const claimant = { ...(identity && { identity: storeIdentity(identity) }), ...(only !== undefined && { only }) };
-    const claimed = await record.claim(sid, claimant, Date.now()).catch((error) => ({ ok: false as const, why: String(error) }));
+    const claimed = await record.claim(sid, claimant).catch((error) => ({ ok: false as const, why: String(error) }));
     if (!claimed.ok) {
       log("not_recovered", { sid, why: claimed.why });
       return undefined;

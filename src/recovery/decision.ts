@@ -38,6 +38,14 @@ export interface Claimant {
   only: string | undefined;
 }
 
+/**
+ * How long a claim on a connection the server has not seen end waits for that connection to
+ * say how it ended (see ConnectionRecord.claim): about two round trips of a slow mobile
+ * network. A half-dead connection's successor pays it once, after at least
+ * PING_INTERVAL_MS + PING_TIMEOUT_MS of silence.
+ */
+export const TAKEOVER_GRACE_MS = 1000;
+
 type Timing = Pick<Config, "RECOVERY_WINDOW_MS" | "PING_INTERVAL_MS" | "PING_TIMEOUT_MS">;
 
 /** Why `claimant` may not take `candidate` back at `now`; undefined when it may. */

@@ -8,7 +8,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { loadIdentity, type StoredIdentity } from "../chat/identity.js";
 import { configOf } from "../config.js";
-import { recoveryRefusal } from "./decision.js";
+import { recoveryRefusal, TAKEOVER_GRACE_MS } from "./decision.js";
 
 export interface RecordedRoom {
   key: string;
@@ -45,6 +45,9 @@ export class ConnectionRecord extends DurableObject<Env> {
   private readonly config = configOf(this.env);
   private readonly windowMs = this.config.RECOVERY_WINDOW_MS;
 
+  /** Claims waiting for the holder to say how its connection ended. */
+  private readonly waiting = new Set<() => void>();
+
   /** The holder's connection is in `rooms` now. A connection that was taken over by another writes nothing. */
   async save(holder: string, socketId: string, subject: string | null, rooms: RecordedRoom[]): Promise<void> {
     const stored = this.read();
@@ -59,16 +62,28 @@ export class ConnectionRecord extends DurableObject<Env> {
     const stored = this.read();
     if (!stored || stored.holder !== holder) return;
     this.ctx.storage.kv.put(KEY, { ...stored, detachedAt: at } satisfies Stored);
+    this.changed();
     await this.ctx.storage.setAlarm(at + this.windowMs);
   }
 
   /**
    * A connection with the pid comes back: the record, if recoveryRefusal lets `claimant` take
    * it now (the window, the subject, the rooms its token and URL allow). The caller becomes the holder.
+   *
+   * While the holder's connection has not been seen to end, the claim first gives it
+   * TAKEOVER_GRACE_MS to say how it ended: a client's `disconnect()` can reach the server
+   * after its next connection's CONNECT (socket.io-client holds it until an upgrade is
+   * done), and a namespace disconnect is not recoverable. A half-dead connection says
+   * nothing, and is taken over once the grace has passed.
    */
-  async claim(holder: string, claimant: RecordClaimant, now: number): Promise<ClaimResult> {
-    const stored = this.read();
+  async claim(holder: string, claimant: RecordClaimant): Promise<ClaimResult> {
+    let stored = this.read();
+    if (stored && stored.detachedAt === null && stored.holder !== holder) {
+      await this.settled(stored.holder, Date.now() + TAKEOVER_GRACE_MS);
+      stored = this.read();
+    }
     if (!stored) return { ok: false, why: "unknown or expired connection" };
+    const now = Date.now();
     const candidate = { departedAt: stored.detachedAt, subject: stored.subject, rooms: stored.rooms.map(({ key }) => key) };
     const identity = claimant.identity && loadIdentity(claimant.identity);
     const why = recoveryRefusal(candidate, { identity, only: claimant.only }, now, this.config);
@@ -77,6 +92,7 @@ export class ConnectionRecord extends DurableObject<Env> {
       return { ok: false, why };
     }
     this.ctx.storage.kv.put(KEY, { ...stored, holder, detachedAt: null, savedAt: now } satisfies Stored);
+    this.changed();
     await this.ctx.storage.setAlarm(now + ABANDONED_MS);
     return { ok: true, socketId: stored.socketId, rooms: stored.rooms };
   }
@@ -86,6 +102,7 @@ export class ConnectionRecord extends DurableObject<Env> {
     const stored = this.read();
     if (holder !== undefined && stored && stored.holder !== holder) return;
     await this.ctx.storage.deleteAll();
+    this.changed();
   }
 
   override async alarm(): Promise<void> {
@@ -95,6 +112,30 @@ export class ConnectionRecord extends DurableObject<Env> {
     const expired = stored.detachedAt !== null ? now - stored.detachedAt >= this.windowMs : now - stored.savedAt >= ABANDONED_MS;
     if (expired) await this.forget();
     else await this.ctx.storage.setAlarm(stored.detachedAt !== null ? stored.detachedAt + this.windowMs : stored.savedAt + ABANDONED_MS);
+  }
+
+  /** Until `holder` detached or forgot its record (or another claim took it), or `deadline`. */
+  private async settled(holder: string, deadline: number): Promise<void> {
+    const live = () => {
+      const stored = this.read();
+      return stored !== undefined && stored.detachedAt === null && stored.holder === holder;
+    };
+    while (live() && Date.now() < deadline) {
+      // Awaiting a timer leaves the object's input open: the holder's detach or forget comes in.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.waiting.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, deadline - Date.now());
+        this.waiting.add(done);
+      });
+    }
+  }
+
+  private changed(): void {
+    for (const wake of [...this.waiting]) wake();
   }
 
   private read(): Stored | undefined {

@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { faultTargets } from "../../src/chat/gateway.js";
 import { MAX_CLOSING_LINKS, type GatewayRooms } from "../../src/chat/gateway-rooms.js";
 import { RoomLink, type LinkTiming } from "../../src/chat/room-link.js";
+import { TAKEOVER_GRACE_MS } from "../../src/recovery/decision.js";
 import { LinkClose } from "../../src/room/link.js";
 import type { Alarm } from "../../src/room/alarm.js";
 import { RoomTimers, type PrRoom } from "../../src/room/pr-room.js";
@@ -200,12 +201,69 @@ describe("the recovery record", () => {
   it("refuses a save from a holder whose connection was taken over", async () => {
     const record = env.CONNECTION_RECORD.getByName(`rec:holder-test-${freshPr()}`);
     await record.save("old-sid", "socket-1", null, [{ key: "1", username: "alice" }]);
-    expect(await record.claim("new-sid", {}, Date.now())).toMatchObject({ ok: true, rooms: [{ key: "1", username: "alice" }] });
+    expect(await record.claim("new-sid", {})).toMatchObject({ ok: true, rooms: [{ key: "1", username: "alice" }] });
     await record.save("new-sid", "socket-1", null, [{ key: "1", username: "alice" }, { key: "2", username: "alice" }]);
     // The half-dead old connection leaves a room: it must not overwrite its successor's rooms.
     await record.save("old-sid", "socket-1", null, []);
     await record.forget("old-sid");
-    expect(await record.claim("newest-sid", {}, Date.now())).toMatchObject({ ok: true, rooms: [{ key: "1" }, { key: "2" }] });
+    expect(await record.claim("newest-sid", {})).toMatchObject({ ok: true, rooms: [{ key: "1" }, { key: "2" }] });
+  });
+});
+
+describe("a claim on a connection the server has not seen end", () => {
+  const recordOf = () => env.CONNECTION_RECORD.getByName(`rec:grace-test-${freshPr()}`);
+  const rooms = [{ key: "1", username: "alice" }];
+
+  it("is refused when the holder says, within TAKEOVER_GRACE_MS, that it disconnected on purpose", async () => {
+    const record = recordOf();
+    await record.save("old-sid", "socket-1", null, rooms);
+    const started = Date.now();
+    const claimed = record.claim("new-sid", {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await record.forget("old-sid");
+    expect(await claimed).toEqual({ ok: false, why: "unknown or expired connection" });
+    expect(Date.now() - started).toBeLessThan(TAKEOVER_GRACE_MS);
+  });
+
+  it("is granted as soon as the holder says its transport closed", async () => {
+    const record = recordOf();
+    await record.save("old-sid", "socket-1", null, rooms);
+    const started = Date.now();
+    const claimed = record.claim("new-sid", {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await record.detach("old-sid", Date.now());
+    expect(await claimed).toMatchObject({ ok: true, socketId: "socket-1", rooms });
+    expect(Date.now() - started).toBeLessThan(TAKEOVER_GRACE_MS);
+  });
+
+  it("takes over a holder that says nothing, once the grace has passed", async () => {
+    const record = recordOf();
+    await record.save("old-sid", "socket-1", null, rooms);
+    const started = Date.now();
+    expect(await record.claim("new-sid", {})).toMatchObject({ ok: true, socketId: "socket-1" });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(TAKEOVER_GRACE_MS);
+  });
+
+  it("on the gateway, a disconnect that arrives after the next connection's CONNECT is not recovered", async () => {
+    // socket.io-client holds `socket.disconnect()` until an upgrade in flight is done, so the
+    // old connection's 41 can reach the server after the new one has asked to recover.
+    const pr = freshPr();
+    const alice = await openRaw(gateway(pr));
+    const { sid, pid } = await connectWith(alice, {});
+    await call(alice, "join-pr-room", { pullRequestId: pr, username: "alice" });
+    const again = await openRaw(gateway(pr));
+    await again.next(); // open packet
+    again.send(`40${JSON.stringify({ pid })}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    alice.send("41");
+    const reply = (await again.next()) as string;
+    expect(JSON.parse(reply.slice(2)).sid).not.toBe(sid);
+    expect(await call(again, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "hi" })).toMatchObject({
+      ok: false,
+      error: { code: "not_joined" },
+    });
+    alice.close();
+    again.close();
   });
 });
 
