@@ -42,6 +42,9 @@ export const LINK_OPEN_TIMEOUT_MS = 5_000;
  */
 export const MAX_CLOSING_LINKS = 32;
 
+/** How long frames wait for a join's record save before they go anyway (the record is then stale). */
+export const RECORD_SAVE_TIMEOUT_MS = 5_000;
+
 /** Where a connection is in one room: what a hand-over carries to resume it elsewhere. */
 export interface RoomPosition {
   key: string;
@@ -60,9 +63,15 @@ export class GatewayRooms implements RoomAccess {
   private socket: Socket<unknown> | undefined;
   /** Frames for a client that has not had its CONNECT answer yet. */
   private pending: Array<{ frame: string; bytes: number | undefined }> | undefined = [];
+  /** Record saves for a join still on their way: the frames after them wait (see `held`). */
+  private saving = 0;
+  /**
+   * Frames that wait for a join's record save: the client hears of its join (the room's
+   * ack, the first messages) only once a server restart cannot make the server forget it.
+   * Bounded in time (RECORD_SAVE_TIMEOUT_MS), so by the rooms' rate limits.
+   */
+  private readonly held: Array<{ frame: string; bytes: number | undefined }> = [];
   private readonly links = new Map<string, RoomLink>();
-  /** The connection's offset: the last seq forwarded from each room. */
-  private readonly positions = new Map<string, number>();
   private chat: ChatSession | undefined;
   /** Every link not finished yet, left ones included (their answers may still be due). */
   private readonly tracked = new Set<RoomLink>();
@@ -117,6 +126,9 @@ export class GatewayRooms implements RoomAccess {
       await settleBy(new Promise<void>((resolve) => (this.settling = resolve)), deadline);
       this.settling = undefined;
     }
+    // The positions below count what was held as delivered: it goes out with the rest.
+    this.saving = 0;
+    this.release();
     const positions: RoomPosition[] = [];
     for (const link of this.tracked) link.giveUpAnswers(MOVED);
     for (const [key, link] of this.links) {
@@ -131,6 +143,7 @@ export class GatewayRooms implements RoomAccess {
   }
 
   private allSettled(): boolean {
+    if (this.saving > 0) return false;
     for (const link of this.tracked) {
       if (link.finished) this.tracked.delete(link);
       else if (!link.settled) return false;
@@ -153,7 +166,7 @@ export class GatewayRooms implements RoomAccess {
     this.socket = socket;
     const pending = this.pending ?? [];
     this.pending = undefined;
-    for (const { frame, bytes } of pending) socket.sendFrame(frame, bytes);
+    for (const { frame, bytes } of pending) this.deliver(frame, bytes);
   }
 
   join(key: string, username: string, first: LinkCommand): JoinedRoom {
@@ -206,17 +219,13 @@ export class GatewayRooms implements RoomAccess {
         this.changed();
       },
       opened: () => {
-        // From now on the connection's offset names this room too, at the position it was taken in at.
-        if (!this.positions.has(key) && link.position !== undefined && this.links.get(key) === link) this.positions.set(key, link.position);
+        if (!saved && !this.moved) {
+          saved = true;
+          this.saveRecord(true);
+        }
         this.changed();
-        if (saved || this.moved) return;
-        saved = true;
-        this.saveRecord();
       },
-      gap: (lost) => {
-        if (link.position !== undefined) this.positions.set(key, link.position);
-        this.gap(key, lost);
-      },
+      gap: (lost) => this.gap(key, lost),
       finished: () => {
         this.tracked.delete(link);
         this.changed();
@@ -234,23 +243,28 @@ export class GatewayRooms implements RoomAccess {
 
   /** Answers a client's ack id; before the client has its CONNECT answer, in turn with the frames waiting. */
   private ack(id: number, payload: Refusal): void {
-    if (this.socket) return this.socket.ack(id, payload);
-    this.pending?.push({ frame: ackFrame(id, payload), bytes: undefined });
+    this.deliver(ackFrame(id, payload), undefined);
   }
 
   private forward(key: string, frame: string, seq: number | undefined): void {
     if (this.moved) return;
-    if (seq !== undefined) {
-      this.positions.set(key, seq);
-      // With one room the frame already says where the connection is; with more, it names them all.
-      if (this.positions.size > 1) frame = replaceOffset(frame, formatOffset(this.positions));
-    }
+    // With one room the frame already says where the connection is; with more, the offset names
+    // them all: each link's position (its last message forwarded, or the room's head at its join).
+    if (seq !== undefined && this.links.size > 1) frame = replaceOffset(frame, formatOffset(this.positions()));
     this.deliver(frame, undefined);
   }
 
-  /** To the client; before it has its CONNECT answer, in turn with what waits. */
+  /** The connection's position in each room it is in, as its offset names them. */
+  private positions(): Map<string, number> {
+    const positions = new Map<string, number>();
+    for (const [key, link] of this.links) if (link.position !== undefined) positions.set(key, link.position);
+    return positions;
+  }
+
+  /** To the client; before it has its CONNECT answer, or while a join's record save is on its way, in turn with what waits. */
   private deliver(frame: string, bytes: number | undefined): void {
     if (this.pending) this.pending.push({ frame, bytes });
+    else if (this.saving > 0) this.held.push({ frame, bytes });
     else this.socket?.sendFrame(frame, bytes);
   }
 
@@ -272,14 +286,12 @@ export class GatewayRooms implements RoomAccess {
   private left(key: string, link: RoomLink): void {
     if (this.moved || this.links.get(key) !== link) return;
     this.links.delete(key);
-    this.positions.delete(key);
     this.saveRecord();
   }
 
   private lost(key: string, link: RoomLink, error: ErrorBody, everOpened: boolean, joinHadAck: boolean): void {
     if (this.moved || this.links.get(key) !== link) return;
     this.links.delete(key);
-    this.positions.delete(key);
     this.chat?.forget(key, link);
     const socket = this.socket;
     if (!socket) return;
@@ -297,9 +309,21 @@ export class GatewayRooms implements RoomAccess {
     refuse(socket, undefined, ClientEvent.join, key, error.code, error.message, false);
   }
 
-  private saveRecord(): void {
+  /** Writes the rooms to the record; for a join, what comes after waits for it (`held`). */
+  private saveRecord(join = false): void {
     const rooms = Array.from(this.links, ([key, link]) => ({ key, username: link.username }));
-    this.write((record) => record.save(this.who.sid, this.who.socketId, this.who.subject, rooms));
+    const saved = this.write((record) => record.save(this.who.sid, this.who.socketId, this.who.subject, rooms));
+    if (!join || !saved) return;
+    this.saving++;
+    void settleBy(saved, Date.now() + RECORD_SAVE_TIMEOUT_MS).then(() => {
+      if (this.saving === 0 || --this.saving > 0) return;
+      this.release();
+      this.changed();
+    });
+  }
+
+  private release(): void {
+    for (const { frame, bytes } of this.held.splice(0)) this.deliver(frame, bytes);
   }
 
   /**
@@ -307,10 +331,10 @@ export class GatewayRooms implements RoomAccess {
    * (E-order), and a change sent now still goes out when the client's socket closes right after
    * (a change chained behind another one's answer would die with the socket's request).
    */
-  private write(change: (record: RecordStub) => Promise<void>): void {
+  private write(change: (record: RecordStub) => Promise<void>): Promise<void> | undefined {
     const record = this.record;
-    if (!record || this.moved) return;
-    change(record).catch((error) => log("handler_error", { sid: this.who.sid, socketId: this.who.socketId, where: "recovery record", error: String(error) }));
+    if (!record || this.moved) return undefined;
+    return change(record).catch((error) => log("handler_error", { sid: this.who.sid, socketId: this.who.socketId, where: "recovery record", error: String(error) }));
   }
 
   /** Opens a link to `pr:<key>`; the room's 403 is a final refusal, a 400 a bug (final), anything else is retried. */

@@ -8,7 +8,9 @@ import { env, exports } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { faultTargets } from "../../src/chat/gateway.js";
-import { MAX_CLOSING_LINKS, type GatewayRooms } from "../../src/chat/gateway-rooms.js";
+import { GatewayRooms, MAX_CLOSING_LINKS, type RecordStub } from "../../src/chat/gateway-rooms.js";
+import { configOf } from "../../src/config.js";
+import type { Socket } from "../../src/session/socket.js";
 import { RoomLink, type LinkTiming } from "../../src/chat/room-link.js";
 import { TAKEOVER_GRACE_MS } from "../../src/recovery/decision.js";
 import { LinkClose } from "../../src/room/link.js";
@@ -264,6 +266,34 @@ describe("a claim on a connection the server has not seen end", () => {
     });
     alice.close();
     again.close();
+  });
+});
+
+describe("a gateway join", () => {
+  it("is answered only once the recovery record holds it, so a restart right after cannot forget it", async () => {
+    const pr = String(freshPr());
+    const real = env.CONNECTION_RECORD.getByName(`rec:save-test-${pr}`);
+    let release!: () => void;
+    const saved = new Promise<void>((resolve) => (release = resolve));
+    // The real record, reached late: as when the record's object is far away or busy.
+    const record: RecordStub = {
+      save: async (...args) => {
+        await saved;
+        await real.save(...args);
+      },
+      detach: (holder, at) => real.detach(holder, at),
+      forget: (holder) => real.forget(holder),
+    };
+    const rooms = new GatewayRooms(env.PR_ROOM, configOf(env), { sid: "sid-1", socketId: "socket-1", subject: null }, record);
+    const sent: string[] = [];
+    rooms.attach({ sendFrame: (frame: string) => sent.push(frame) } as unknown as Socket<unknown>);
+    rooms.join(pr, "alice", { t: "join", ack: 7 });
+    await never(() => sent.length > 0, 500, "the join's answer before the record was saved");
+    release();
+    await until(() => sent.length > 0, 5000, "the join's answer");
+    expect(sent[0]).toMatch(/^437\[/);
+    expect(await real.claim("sid-2", {})).toMatchObject({ ok: true, rooms: [{ key: pr, username: "alice" }] });
+    rooms.abandon();
   });
 });
 
