@@ -2,9 +2,10 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 /**
- * Two projects: `workers` runs inside workerd through the Workers Vitest
+ * Three projects: `workers` runs inside workerd through the Workers Vitest
  * integration (codec, gateway, rooms); `e2e` runs in Node and drives the real
- * socket.io-client (and Chromium) against the Worker served by wrangler.
+ * socket.io-client (and Chromium) against the Worker served by wrangler (and checks the
+ * tree's layering, test/tools); `chaos` runs the fault harness.
  */
 export default defineConfig({
   test: {
@@ -42,7 +43,7 @@ export default defineConfig({
           name: "e2e",
           sequence: { groupOrder: 1 },
           environment: "node",
-          include: ["test/e2e/**/*.test.ts", "test/conformance/**/*.test.ts", "test/browser/**/*.test.ts"],
+          include: ["test/e2e/**/*.test.ts", "test/conformance/**/*.test.ts", "test/browser/**/*.test.ts", "test/tools/**/*.test.ts"],
           testTimeout: 30_000,
           hookTimeout: 60_000,
           // Each file starts its own wrangler; two cores run two at most.

@@ -23,7 +23,7 @@ import { sign } from "hono/jwt";
 
 /** src/chat/identity.ts's SCOPE_GRANTS words (a test checks the two agree). */
 const SCOPE_WORDS = ["chat", "publish", "read"];
-/** src/config.ts's least AUTH_SECRET length: the server would not start with a shorter one. */
+/** src/chat/config.ts's least AUTH_SECRET length: the server would not start with a shorter one. */
 const MIN_SECRET_LENGTH = 32;
 /** src/chat/identity.ts's MAX_TOKEN_PULL_REQUESTS. */
 const MAX_PULL_REQUESTS = 100;

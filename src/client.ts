@@ -1,5 +1,5 @@
 /**
- * Types for socket.io-client, inferred from the chat's schemas (src/events.ts), so a
+ * Types for socket.io-client, inferred from the chat's schemas (src/chat/events.ts), so a
  * client cannot drift from the server:
  *
  *   import { io, type Socket } from "socket.io-client";
@@ -11,7 +11,7 @@
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from "socket.io-client";
 import type { z } from "zod";
-import type { ClientEventName, ClientEvents, Refusal, ServerEventName, ServerEvents } from "./events.js";
+import type { ClientEventName, ClientEvents, Refusal, ServerEventName, ServerEvents } from "./chat/events.js";
 
 /** What a client sends with `event`: the schema's input (`pullRequestId` may be a number or a string). */
 export type ClientPayload<E extends ClientEventName> = z.input<(typeof ClientEvents)[E]["payload"]>;

@@ -4,17 +4,17 @@
  */
 import { Hono } from "hono";
 import { api } from "./api/app.js";
-import { gatewayChat } from "./chat/gateway.js";
-import { ConfigError, configOf, engineOptions, type Config } from "./config.js";
-import { CHAT_NAMESPACE } from "./events.js";
-import { faults } from "./faults.js";
+import { gatewayChat } from "./gateway/chat.js";
+import { ConfigError, configOf, engineOptions, type Config } from "./chat/config.js";
+import { CHAT_NAMESPACE } from "./chat/events.js";
+import { faults } from "./gateway/faults.js";
 import { directRoute } from "./gateway/direct-route.js";
 import { SocketServer } from "./gateway/server.js";
-import { log } from "./log.js";
+import { log } from "./util/log.js";
 
 export { PrRoom } from "./room/pr-room.js";
-export { ConnectionRecord } from "./recovery/record.js";
-export { PollingSession } from "./chat/polling-session.js";
+export { ConnectionRecord } from "./gateway/record.js";
+export { PollingSession } from "./gateway/polling/session.js";
 
 const servers = new WeakMap<Env, SocketServer>();
 

@@ -9,9 +9,9 @@
  */
 import { io } from "socket.io-client";
 import { connectToPullRequest, type ChatSocket, type ClientPayload } from "../src/client.js";
-import type { ClientEventName, PresenceNotice, PrRoomError, PrRoomMessage, TypingNotice } from "../src/events.js";
+import type { ClientEventName, PresenceNotice, PrRoomError, PrRoomMessage, TypingNotice } from "../src/chat/events.js";
 
-// Event names, checked against the server's contract. src/events.ts is imported for types only (its
+// Event names, checked against the server's contract. src/chat/events.ts is imported for types only (its
 // values would bundle zod); of src/, only src/client.ts's connectToPullRequest (zod-free) is bundled.
 const JOIN = "join-pr-room" satisfies ClientEventName;
 const SEND = "send-message-to-pr-room" satisfies ClientEventName;

@@ -4,7 +4,7 @@
 //
 //   node bench/reference/server.mjs --port 3000 [--host 127.0.0.1] [--max-message 4000]
 //
-// Validation mirrors src/events.ts (username 1-64 chars after trim, no control characters;
+// Validation mirrors src/chat/events.ts (username 1-64 chars after trim, no control characters;
 // message not blank; pullRequestId a positive integer or digit string, "0123" == 123) so both
 // servers do comparable work per event.
 //

@@ -7,9 +7,9 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { Context } from "hono";
-import { ConfigError, configOf } from "../config.js";
-import { roomName, type ErrorBody } from "../events.js";
-import { log } from "../log.js";
+import { ConfigError, configOf } from "../chat/config.js";
+import { roomName, type ErrorBody } from "../chat/events.js";
+import { log } from "../util/log.js";
 import { requireRoom } from "./auth.js";
 import type { ApiEnv } from "./env.js";
 import { ApiError, statusOf } from "./errors.js";

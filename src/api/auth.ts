@@ -9,8 +9,8 @@
  */
 import { createMiddleware } from "hono/factory";
 import { allowsRoom, grants, verifyToken, type Grant, type Identity } from "../chat/identity.js";
-import { configOf } from "../config.js";
-import { roomName } from "../events.js";
+import { configOf } from "../chat/config.js";
+import { roomName } from "../chat/events.js";
 import type { ApiEnv } from "./env.js";
 import { ApiError } from "./errors.js";
 

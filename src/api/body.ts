@@ -5,8 +5,8 @@
  * declares. What is read replaces the request's body for the validators after this.
  */
 import { createMiddleware } from "hono/factory";
-import { configOf } from "../config.js";
-import { readAtMost } from "../http/read-capped.js";
+import { configOf } from "../chat/config.js";
+import { readAtMost } from "../util/read-capped.js";
 import type { ApiEnv } from "./env.js";
 import { ApiError } from "./errors.js";
 

@@ -1,12 +1,12 @@
 /**
  * The HTTP API's errors: one JSON shape, `{ ok: false, error: { code, message } }`, the
  * same as a refused socket event, with a status per code. Codes are the chat's own
- * (src/events.ts), the token codes a socket CONNECT gets, and four that only HTTP has (kept
+ * (src/chat/events.ts), the token codes a socket CONNECT gets, and four that only HTTP has (kept
  * out of ErrorCode, so the socket client's types list only what a socket can get).
  */
 import { z } from "zod";
 import { AuthErrorCode } from "../chat/identity.js";
-import { ErrorCode } from "../events.js";
+import { ErrorCode } from "../chat/events.js";
 
 export const ApiErrorCode = z.enum([
   ...ErrorCode.options,

@@ -4,8 +4,8 @@
  * generated from these (the `z` of @hono/zod-openapi is zod's, with `.openapi()` added).
  */
 import { z } from "@hono/zod-openapi";
-import { ClientMessageId, JoinAck, MessageText, PullRequestId, SendAck } from "../events.js";
-import type { RoomInfo } from "../room/pr-room.js";
+import { ClientMessageId, JoinAck, MessageText, PullRequestId, SendAck } from "../chat/events.js";
+import type { RoomInfo } from "../chat/room-api.js";
 
 export const RoomParams = z.object({
   id: PullRequestId.openapi({

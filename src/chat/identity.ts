@@ -7,8 +7,8 @@
  */
 import { verify } from "hono/jwt";
 import { z } from "zod";
-import type { Config } from "../config.js";
-import { PullRequestId, Username } from "../events.js";
+import type { Config } from "./config.js";
+import { PullRequestId, Username } from "./events.js";
 
 /**
  * The words a token's space-separated `scope` may carry, and what each grants: `chat` the

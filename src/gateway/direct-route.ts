@@ -3,7 +3,7 @@
  * (`io(url, { query: { pullRequestId: 123 } })`) gets its socket handed to that room,
  * which holds it with the hibernation API. Anything else stays on the gateway.
  */
-import { PullRequestId, roomName } from "../events.js";
+import { PullRequestId, roomName } from "../chat/events.js";
 import type { Router } from "./server.js";
 
 export function directRoute(rooms: DurableObjectNamespace): Router {

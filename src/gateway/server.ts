@@ -8,13 +8,13 @@
  * Object named `eio:<sid>` (a Worker invocation ends with its request), and the upgrade
  * of such a session to WebSocket is terminated here, so the session leaves that object.
  */
-import { log } from "../log.js";
-import { pollingObjectName, type PollingObject } from "../polling/object.js";
-import { upgradeFromPolling } from "../polling/upgrade.js";
+import { log } from "../util/log.js";
+import { pollingObjectName, type PollingObject } from "./polling/object.js";
+import { upgradeFromPolling } from "./polling/upgrade.js";
 import { socketIoApp, type EngineServerApp } from "../session/app.js";
 import { EngineSession, TimerHeartbeat, type EngineTransport } from "../session/engine.js";
 import { checkCommon, HandshakeError, handshakeOf, isWebSocketUpgrade, refuse } from "../session/handshake.js";
-import { randomId } from "../session/ids.js";
+import { randomId } from "../util/ids.js";
 import { Namespaces, type NamespaceHandler } from "../session/namespaces.js";
 import type { EngineOptions } from "../session/types.js";
 import { corsHeaders, preflight, withCors } from "./cors.js";

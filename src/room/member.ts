@@ -9,7 +9,7 @@ export interface Member {
   typingUntil: number;
 }
 
-/** How a member's frames leave the room. */
+/** How a member's frames leave the room: a gateway link, or a direct connection's session. */
 export interface Participant {
   readonly ws: WebSocket;
   member: Member | undefined;
@@ -17,4 +17,6 @@ export interface Participant {
   send(frame: string, bytes: number): void;
   /** Saves what changed into the socket's attachment. */
   save(): void;
+  /** Closes its socket with `code` (another connection took its place). */
+  end(code: number, reason: string): void;
 }

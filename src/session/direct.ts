@@ -23,24 +23,14 @@
  *   no pong falls between the two. While it is off, idle sockets' pongs wake the object:
  *   only during bursts, when it is awake anyway.
  */
-import { log } from "../log.js";
-import type { Ping } from "./backlog.js";
-import { EngineSession, LATE_LOOK_MS, LOOK_AGAIN_MS, type EngineState, type Heartbeat } from "./engine.js";
+import { log } from "../util/log.js";
+import { randomId } from "../util/ids.js";
+import { DirectConnection, type DirectAttachment } from "./direct-connection.js";
+import { LATE_LOOK_MS, LOOK_AGAIN_MS } from "./engine.js";
 import { HandshakeError, refuse } from "./handshake.js";
-import { randomId } from "./ids.js";
 import type { NamespaceRegistry } from "./namespaces.js";
-import type { SocketState } from "./socket.js";
-import { SocketLayer } from "./sockets.js";
 import { CloseCode, type EngineOptions } from "./types.js";
 
-/** What a direct socket keeps in its attachment (well under the 16 KiB limit). */
-export interface DirectAttachment<App> {
-  kind: "direct";
-  engine: EngineState;
-  sockets: Record<string, SocketState>;
-  /** The application's part (a room keeps the member and its identity here). */
-  app?: App;
-}
 
 export const DIRECT_TAG = "direct";
 const LAST_PING = "direct:lastPingAt";
@@ -60,115 +50,6 @@ export const MAX_PENDING_DIRECT = 100;
  * new client out; with it, keeping them out takes 100 new sockets every 2 s, without pause.
  */
 export const PENDING_GRACE_MS = 2_000;
-
-/** What a connection needs from the sessions that hold it. */
-interface DirectHost<App> {
-  /** When the runtime last answered a pong on `ws` (ms; 0: never). */
-  lastPong(ws: WebSocket): number;
-  /** The session closed the socket itself (ping timeout, protocol error, slow reader). */
-  ended(direct: DirectConnection<App>): void;
-  /** A probe is about to go out on `direct`. */
-  probing(direct: DirectConnection<App>): void;
-  /** A pong came on `direct`: it may have no probe out any more. */
-  settled(direct: DirectConnection<App>): void;
-  /** `direct` owes more than the slow-reader cap: look at it again at `deadline`. */
-  behind(direct: DirectConnection<App>, deadline: number): void;
-}
-
-export class DirectConnection<App = unknown> {
-  readonly engine: EngineSession;
-  readonly layer: SocketLayer;
-  app: App | undefined;
-  /** The heartbeat ping of the last round while it is unanswered. */
-  heartbeatPing: Ping | undefined;
-  /** While it owes more than the slow-reader cap: when the alarm looks at it next. */
-  slowLookAt: number | undefined;
-  /** The auto-response timestamp as last looked at: a later one is a pong since. */
-  private seenPongAt: number;
-
-  constructor(
-    readonly ws: WebSocket,
-    attachment: DirectAttachment<App>,
-    options: EngineOptions,
-    namespaces: NamespaceRegistry,
-    private readonly host: DirectHost<App>,
-  ) {
-    this.app = attachment.app;
-    this.seenPongAt = host.lastPong(ws);
-    const heartbeat: Heartbeat = {
-      start: () => {},
-      stop: () => {},
-      pong: (ping) => {
-        if (this.heartbeatPing && ping.serial >= this.heartbeatPing.serial) this.heartbeatPing = undefined;
-        host.settled(this);
-      },
-      probing: () => host.probing(this),
-      behind: (deadline) => host.behind(this, deadline),
-      stray: () => this.save(),
-    };
-    this.engine = new EngineSession(
-      attachment.engine,
-      {
-        send: (frame) => ws.send(frame),
-        close: (code, reason) => {
-          host.ended(this);
-          ws.close(code, reason);
-        },
-      },
-      options,
-      heartbeat,
-    );
-    this.layer = new SocketLayer(this.engine, namespaces, { query: {}, headers: {} }, () => this.save());
-  }
-
-  save(): void {
-    if (this.engine.closed) return;
-    const attachment: DirectAttachment<App> = { kind: "direct", engine: this.engine.state, sockets: this.layer.states() };
-    if (this.app !== undefined) attachment.app = this.app;
-    this.ws.serializeAttachment(attachment);
-  }
-
-  /** When the runtime last answered a pong on this socket (ms; 0: never). */
-  get lastPongAt(): number {
-    return this.host.lastPong(this.ws);
-  }
-
-  /**
-   * Takes in a pong the runtime answered since the last look: it answers the ping out (at
-   * most one while the runtime answers pongs), or nobody's if it came before it.
-   */
-  look(): void {
-    if (this.engine.closed) return;
-    const at = this.host.lastPong(this.ws);
-    if (at <= this.seenPongAt) return;
-    this.seenPongAt = at;
-    this.engine.pongSeen(at);
-  }
-
-  /** Closes the socket if its heartbeat ping went unanswered for pingTimeout; true when it is closed. */
-  judge(now: number): boolean {
-    this.look();
-    const ping = this.heartbeatPing;
-    if (ping && !this.engine.closed && now - ping.at >= this.engine.options.pingTimeout) this.engine.close("ping timeout");
-    return this.engine.closed;
-  }
-
-  /** The heartbeat round: judged, then pinged unless its last heartbeat ping is still out. */
-  beat(now: number): void {
-    if (this.judge(now)) return;
-    const deadline = this.connectDeadline();
-    if (deadline !== undefined && now >= deadline) {
-      return this.engine.close("server namespace disconnect", CloseCode.normal, "connect timeout");
-    }
-    if (!this.heartbeatPing) this.heartbeatPing = this.engine.ping(true);
-  }
-
-  /** When a socket with no namespace is closed (CONNECT_TIMEOUT_MS after it opened); undefined while it has one. */
-  connectDeadline(): number | undefined {
-    if (this.layer.socketCount > 0) return undefined;
-    return this.engine.state.openedAt + this.engine.options.connectTimeout;
-  }
-}
 
 export interface DirectSessionsSettings {
   /** Sockets that have not CONNECTed yet this object holds at most (MAX_PENDING_DIRECT). */

@@ -5,7 +5,7 @@
  * close. The host supplies the transport and the heartbeat. Its durable part is
  * `EngineState`, plain data a room keeps in the socket's attachment.
  */
-import { log } from "../log.js";
+import { log } from "../util/log.js";
 import { decodeEnginePacket, encodeOpen, EnginePacketType, exceedsPayload } from "../protocol/engineio.js";
 import { Backlog, DEFAULT_SLOW_READER_TIMEOUT, frameBytes, type Ping } from "./backlog.js";
 import { CloseCode, type DisconnectReason, type EngineOptions, type Frame } from "./types.js";

@@ -2,7 +2,7 @@
  * The checks every Engine.IO request passes before any session exists, with the
  * reference server's error codes and bodies (engine.io `Server.errors`).
  */
-import { log } from "../log.js";
+import { log } from "../util/log.js";
 import { EIO_VERSION } from "../protocol/engineio.js";
 import type { Handshake } from "./types.js";
 

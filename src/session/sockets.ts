@@ -3,7 +3,7 @@
  * CONNECT / CONNECT_ERROR / DISCONNECT, events and acks in both directions, binary
  * attachments. Host-agnostic: it rides on an EngineSession wherever that lives.
  */
-import { log } from "../log.js";
+import { log } from "../util/log.js";
 import { encodeMessage } from "../protocol/engineio.js";
 import {
   decodeSocketPacket,
@@ -13,8 +13,8 @@ import {
   type SocketPacket,
 } from "../protocol/socketio.js";
 import type { EngineApplication, EngineSession } from "./engine.js";
-import { settleBy } from "./deadline.js";
-import { randomId } from "./ids.js";
+import { settleBy } from "../util/deadline.js";
+import { randomId } from "../util/ids.js";
 import type { NamespaceRegistry } from "./namespaces.js";
 import { Socket, type SocketState, type SocketTransport } from "./socket.js";
 import type { DisconnectReason, Frame, Handshake } from "./types.js";

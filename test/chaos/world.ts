@@ -836,7 +836,7 @@ export class ChaosClient {
     this.t(`fault: replace-links ${id}: ${JSON.stringify(answer.body)}`);
     if (!answer.ok) return false;
     if (answer.body?.pending === true) {
-      // Replaced at the connection's next event (src/faults.ts): the client asks who is in a room.
+      // Replaced at the connection's next event (src/gateway/faults.ts): the client asks who is in a room.
       this.socket.emit("get-pr-room-users", { pullRequestId: this.prs[0] }, () => undefined);
       return true;
     }

@@ -6,7 +6,7 @@
  */
 import type { Socket as NetSocket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PrRoomMessage } from "../../src/events.js";
+import type { PrRoomMessage } from "../../src/chat/events.js";
 import { closeAll, collect, documentedMember, once, until, type Socket } from "../support/client.js";
 import { paths } from "../support/paths.js";
 import { wranglerDev } from "../support/wrangler-dev.js";

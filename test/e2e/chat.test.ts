@@ -5,7 +5,7 @@
  * fixed times; "nothing else arrived" is checked behind a marker message (support/client.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PrRoomMessage } from "../../src/events.js";
+import type { PrRoomMessage } from "../../src/chat/events.js";
 import {
   ack,
   client,
@@ -25,7 +25,7 @@ import { paths, type ClientOptions } from "../support/paths.js";
 import { serveWorker, type ServedWorker } from "../support/worker.js";
 import { never } from "../shared/until.js";
 
-/** src/chat/session.ts MAX_HELD_EVENTS: events one connection may have waiting for their join. */
+/** src/chat/chat.ts MAX_HELD_EVENTS: events one connection may have waiting for their join. */
 const MAX_HELD_EVENTS = 64;
 const PRESENCE_GRACE_MS = 300;
 

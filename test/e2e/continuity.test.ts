@@ -7,7 +7,7 @@
 import type { Socket as NetSocket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import type { PrRoomMessage } from "../../src/events.js";
+import type { PrRoomMessage } from "../../src/chat/events.js";
 import { signToken } from "../shared/token.js";
 import { ack, client, closeAll, collect, connected, once, send, type Socket, until } from "../support/client.js";
 import { paths } from "../support/paths.js";

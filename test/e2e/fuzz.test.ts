@@ -7,7 +7,7 @@
  * no uncaught exception. Seeded, bounded in frames and time.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PrRoomMessage } from "../../src/events.js";
+import type { PrRoomMessage } from "../../src/chat/events.js";
 import { seededRandom } from "../shared/random.js";
 import { ack, closeAll, collect, connected, until, whileRateLimited, type Socket } from "../support/client.js";
 import { paths, rawQuery, type PathName } from "../support/paths.js";

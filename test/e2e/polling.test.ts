@@ -7,7 +7,7 @@
 import { NodeWebSocket, NodeXHR } from "engine.io-client";
 import { io, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PrRoomMessage } from "../../src/events.js";
+import type { PrRoomMessage } from "../../src/chat/events.js";
 import { collect, once, until } from "../support/client.js";
 import { serveWorker, type ServedWorker } from "../support/worker.js";
 

@@ -3,7 +3,7 @@
  * against the Worker under `wrangler dev`, on both paths (gateway and direct).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { PrRoomMessage } from "../../src/events.js";
+import type { PrRoomMessage } from "../../src/chat/events.js";
 import { signToken } from "../shared/token.js";
 import { client, closeAll, collect, connected, documentedMember, once, until } from "../support/client.js";
 import { restartableWorker } from "../support/restartable.js";

@@ -1,6 +1,6 @@
 /**
  * The typed client, checked by `tsc -p tsconfig.node.json` (part of `npm test`): every
- * event emits, acks and listens with the types inferred from src/events.ts, and each
+ * event emits, acks and listens with the types inferred from src/chat/events.ts, and each
  * `@ts-expect-error` line must fail to compile, or tsc fails. Never run, only compiled.
  */
 import { io, type Socket } from "socket.io-client";

@@ -7,15 +7,17 @@
 import { env, exports } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { faultTargets } from "../../src/chat/gateway.js";
-import { GatewayRooms, MAX_CLOSING_LINKS, type RecordStub } from "../../src/chat/gateway-rooms.js";
-import { configOf } from "../../src/config.js";
+import { faultTargets } from "../../src/gateway/chat.js";
+import { GatewayRooms, MAX_CLOSING_LINKS, type RecordStub } from "../../src/gateway/rooms.js";
+import { configOf } from "../../src/chat/config.js";
 import type { Socket } from "../../src/session/socket.js";
-import { RoomLink, type LinkTiming } from "../../src/chat/room-link.js";
-import { TAKEOVER_GRACE_MS } from "../../src/recovery/decision.js";
-import { LinkClose } from "../../src/room/link.js";
+import type { LinkTiming } from "../../src/gateway/link-socket.js";
+import { RoomLink } from "../../src/gateway/room-link.js";
+import { TAKEOVER_GRACE_MS } from "../../src/chat/recovery.js";
+import { LinkClose } from "../../src/chat/link.js";
 import type { Alarm } from "../../src/room/alarm.js";
-import { RoomTimers, type PrRoom } from "../../src/room/pr-room.js";
+import type { PrRoom } from "../../src/room/pr-room.js";
+import { RoomTimers } from "../../src/room/timers.js";
 import { never, until } from "../shared/until.js";
 import { call, connectWith, member, nextMessage, openRaw, PATHS, type RawClient } from "./raw-client.js";
 

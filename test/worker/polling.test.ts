@@ -7,7 +7,7 @@ import { listDurableObjectIds } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import app from "../../src/index.js";
-import { MAX_WAITING_FRAMES } from "../../src/polling/upgrade.js";
+import { MAX_WAITING_FRAMES } from "../../src/gateway/polling/upgrade.js";
 import { until } from "../shared/until.js";
 import { RawClient } from "./raw-client.js";
 

@@ -4,12 +4,13 @@
  * opener, the same seam the gateway uses to reach a PrRoom.
  */
 import { describe, expect, it } from "vitest";
-import { FinalLinkError, MAX_QUEUED_COMMANDS, RoomLink, type LinkOpener, type LinkTiming } from "../../src/chat/room-link.js";
-import { ChatSession, timerScheduler } from "../../src/chat/session.js";
-import { parseConfig } from "../../src/config.js";
+import { FinalLinkError, type LinkOpener, type LinkTiming } from "../../src/gateway/link-socket.js";
+import { MAX_QUEUED_COMMANDS, RoomLink } from "../../src/gateway/room-link.js";
+import { ChatSession, timerScheduler } from "../../src/chat/chat.js";
+import { parseConfig } from "../../src/chat/config.js";
 import { SocketPacketType, type SocketPacket } from "../../src/protocol/socketio.js";
 import { Socket } from "../../src/session/socket.js";
-import type { ErrorBody } from "../../src/events.js";
+import type { ErrorBody } from "../../src/chat/events.js";
 import { never, until } from "../shared/until.js";
 
 /** Fast retries so that giving up takes milliseconds. */

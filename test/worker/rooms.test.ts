@@ -2,7 +2,7 @@
 import { env } from "cloudflare:workers";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { PrRoomError, PrRoomMessage } from "../../src/events.js";
+import { PrRoomError, PrRoomMessage } from "../../src/chat/events.js";
 import type { PrRoom } from "../../src/room/pr-room.js";
 import { never, until } from "../shared/until.js";
 import { call, connectedRaw, member, PATHS, RawClient } from "./raw-client.js";

@@ -2,10 +2,10 @@
  * The frames a room sends: finished Engine.IO messages for the chat namespace,
  * encoded once and sent as they are to every member.
  */
-import { CHAT_NAMESPACE, ServerEvent, type PrRoomMessage, type ServerEventName } from "../events.js";
+import { CHAT_NAMESPACE, ServerEvent, type PrRoomMessage, type ServerEventName } from "./events.js";
 import { encodeMessage } from "../protocol/engineio.js";
 import { encodeAck, encodeEvent } from "../protocol/socketio.js";
-import { formatOffset } from "../recovery/offset.js";
+import { formatOffset } from "./offset.js";
 
 export function eventFrame(event: ServerEventName, payload: unknown): string {
   return encodeMessage(encodeEvent(CHAT_NAMESPACE, event, payload));

@@ -5,10 +5,10 @@
  * at the transport can come back, within RECOVERY_WINDOW_MS of when it ended, as the same
  * token subject, into rooms its new token and URL still allow.
  */
-import type { Config } from "../config.js";
+import type { Config } from "./config.js";
 import type { DisconnectReason } from "../session/types.js";
-import { allowsRoom, type Identity } from "../chat/identity.js";
-import { roomName } from "../events.js";
+import { allowsRoom, type Identity } from "./identity.js";
+import { roomName } from "./events.js";
 
 /**
  * Endings a client may recover from: the transport closed or broke, the peer went silent,

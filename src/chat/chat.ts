@@ -9,7 +9,7 @@
  * after every (re)connect. Such events wait up to JOIN_GRACE_MS for that join; without
  * one they are refused (not_joined).
  */
-import type { Config } from "../config.js";
+import type { Config } from "./config.js";
 import {
   ClientEvent,
   ClientEvents,
@@ -21,9 +21,9 @@ import {
   type LeaveAck,
   type PrRoomError,
   type Refusal,
-} from "../events.js";
-import { log } from "../log.js";
-import type { LinkCommand } from "../room/link.js";
+} from "./events.js";
+import { log } from "../util/log.js";
+import type { LinkCommand } from "./link.js";
 import type { AckCallback, Socket } from "../session/socket.js";
 import { allowsRoom, type Identity } from "./identity.js";
 import { TokenBucket } from "./token-bucket.js";
@@ -33,8 +33,10 @@ export interface JoinedRoom {
   readonly username: string;
   /** Hands a command to the room; false when it cannot take one now. */
   send(command: LinkCommand): boolean;
-  /** Leaves the room: on purpose, or because the client is `gone` (then the room keeps it recoverable). */
-  leave(gone?: boolean): void;
+  /** Leaves the room on purpose: not recoverable. */
+  leave(): void;
+  /** The client went away (its transport ended): the room keeps it recoverable for the window. */
+  depart(): void;
 }
 
 /** How a connection reaches rooms. */
@@ -118,7 +120,8 @@ export class ChatSession {
   /** Leaves every room: the client is gone, `recoverable` for the window or for good. */
   closeAll(socket: ChatSocket, recoverable: boolean): void {
     for (const [key, room] of this.rooms) {
-      room.leave(recoverable);
+      if (recoverable) room.depart();
+      else room.leave();
       log("leave", { sid: socket.sid, socketId: socket.id, pr: key, user: room.username, why: "disconnect" });
     }
     this.rooms.clear();

@@ -8,9 +8,9 @@
  * The second reaches connections held by this isolate only (under `wrangler dev`, all of them).
  */
 import { Hono } from "hono";
-import { faultTargets } from "./chat/gateway.js";
-import { configOf } from "./config.js";
-import { PullRequestId, roomName } from "./events.js";
+import { faultTargets } from "./chat.js";
+import { configOf } from "../chat/config.js";
+import { PullRequestId, roomName } from "../chat/events.js";
 
 export const faults = new Hono<{ Bindings: Env }>()
   .use("/__faults/*", async (c, next) => {

@@ -10,7 +10,8 @@
  * one the client got says exactly what it got from each room.
  */
 
-import { ServerEvent } from "../events.js";
+import { eventFramePrefix } from "../protocol/sniff.js";
+import { ServerEvent } from "./events.js";
 
 /** Room key → last seq. */
 export type Positions = Map<string, number>;
@@ -42,7 +43,7 @@ export function parseOffset(text: unknown): Positions | undefined {
 }
 
 /** How a room's message frame starts: an EVENT (`4` `2`) on the chat namespace named pr-room-message. */
-export const MESSAGE_FRAME_PREFIX = `42[${JSON.stringify(ServerEvent.message)},`;
+export const MESSAGE_FRAME_PREFIX = eventFramePrefix(ServerEvent.message);
 
 /** Where the offset argument of a message frame starts (its opening quote), or -1. */
 function offsetStart(frame: string): number {

@@ -5,7 +5,7 @@
  * the link. A direct connection in the room uses the same commands, without the wire.
  */
 import { z } from "zod";
-import { ClientMessageId, ErrorCode } from "../events.js";
+import { ClientMessageId, ErrorCode } from "./events.js";
 
 /** The client's ack id, when it asked for one; the room answers it directly. */
 const AckId = z.number().int().nonnegative().optional();

@@ -5,12 +5,12 @@
  * With RECOVERY_WINDOW_MS=0 the rooms keep no log to resume from, so the connection
  * could not move without losing messages: it offers no upgrade and stays on polling.
  */
-import { configOf, engineOptions } from "../config.js";
-import { CHAT_NAMESPACE } from "../events.js";
-import { socketIoApp } from "../session/app.js";
-import { Namespaces } from "../session/namespaces.js";
-import { PollingObject, type PollingApplication } from "../polling/object.js";
-import { gatewayChat } from "./gateway.js";
+import { configOf, engineOptions } from "../../chat/config.js";
+import { CHAT_NAMESPACE } from "../../chat/events.js";
+import { socketIoApp } from "../../session/app.js";
+import { Namespaces } from "../../session/namespaces.js";
+import { PollingObject, type PollingApplication } from "./object.js";
+import { gatewayChat } from "../chat.js";
 
 export class PollingSession extends PollingObject<Env> {
   protected application(): PollingApplication {

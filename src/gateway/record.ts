@@ -7,8 +7,8 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { loadIdentity, type StoredIdentity } from "../chat/identity.js";
-import { configOf } from "../config.js";
-import { recoveryRefusal, TAKEOVER_GRACE_MS } from "./decision.js";
+import { configOf } from "../chat/config.js";
+import { recoveryRefusal, TAKEOVER_GRACE_MS } from "../chat/recovery.js";
 
 export interface RecordedRoom {
   key: string;

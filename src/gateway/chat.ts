@@ -3,19 +3,19 @@
  * `join-pr-room` after connecting): the shared rules, rooms reached over links, and
  * connection state recovery backed by the connection's record and the rooms' logs.
  */
-import type { Config } from "../config.js";
-import { log } from "../log.js";
-import { isRecoverable } from "../recovery/decision.js";
-import { parseOffset } from "../recovery/offset.js";
-import { isPid, newPid, pidHash } from "../recovery/pid.js";
-import { recordName } from "../recovery/record.js";
-import { randomId } from "../session/ids.js";
+import type { Config } from "../chat/config.js";
+import { log } from "../util/log.js";
+import { isRecoverable } from "../chat/recovery.js";
+import { parseOffset } from "../chat/offset.js";
+import { isPid, newPid, pidHash } from "../chat/pid.js";
+import { recordName } from "./record.js";
+import { randomId } from "../util/ids.js";
 import type { NamespaceHandler } from "../session/namespaces.js";
 import type { Socket } from "../session/socket.js";
-import { ClientEvent, PullRequestId, type ErrorBody } from "../events.js";
-import { GatewayRooms, type GatewayIdentity, type RoomPosition } from "./gateway-rooms.js";
-import { identityAtConnect, loadIdentity, storeIdentity, type Identity, type StoredIdentity } from "./identity.js";
-import { ChatSession, refuse, timerScheduler } from "./session.js";
+import { ClientEvent, PullRequestId, type ErrorBody } from "../chat/events.js";
+import { GatewayRooms, type GatewayIdentity, type RoomPosition } from "./rooms.js";
+import { identityAtConnect, loadIdentity, storeIdentity, type Identity, type StoredIdentity } from "../chat/identity.js";
+import { ChatSession, refuse, timerScheduler } from "../chat/chat.js";
 
 export interface GatewayConnection {
   chat: ChatSession;

@@ -3,7 +3,7 @@
  * into a typed object. A bad value fails with the variable's name in the message.
  */
 import { z } from "zod";
-import type { EngineOptions } from "./session/types.js";
+import type { EngineOptions } from "../session/types.js";
 
 /** Vars arrive as strings from `--var` and `.dev.vars`, as numbers from wrangler.toml. */
 const integer = (fallback: number, min: number, max: number) =>

@@ -6,8 +6,8 @@
  * session, and the client gets 400 "Session ID unknown", reconnects and recovers).
  */
 import { DurableObject } from "cloudflare:workers";
-import type { EngineServerApp, SessionHandOver } from "../session/app.js";
-import type { EngineOptions } from "../session/types.js";
+import type { EngineServerApp, SessionHandOver } from "../../session/app.js";
+import type { EngineOptions } from "../../session/types.js";
 import { PollingHost, type UpgradeVerdict } from "./host.js";
 
 const NAME_PREFIX = "eio:";

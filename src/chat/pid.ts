@@ -3,7 +3,7 @@
  * gets in its CONNECT answer and shows when it comes back. Random (240 bits), checked for
  * shape before use, and stored only as a SHA-256 hash; it is never logged.
  */
-import { randomId } from "../session/ids.js";
+import { randomId } from "../util/ids.js";
 
 const PID = /^[A-Za-z0-9_-]{40}$/;
 

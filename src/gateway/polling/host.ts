@@ -16,14 +16,14 @@
  * `5` asks for the hand-over: the application settles and says what to carry, every frame
  * still queued goes with it, and the session ends here for good.
  */
-import { log } from "../log.js";
-import { decodePayload, encodePayload, EnginePacketType } from "../protocol/engineio.js";
-import type { EngineServerApp, HostedApp, SessionHandOver } from "../session/app.js";
-import { frameBytes } from "../session/backlog.js";
-import { EngineSession, TimerHeartbeat, type EngineTransport } from "../session/engine.js";
-import { HandshakeError, handshakeOf, refuse } from "../session/handshake.js";
-import type { EngineOptions, Frame, Handshake } from "../session/types.js";
-import { readAtMost } from "../http/read-capped.js";
+import { log } from "../../util/log.js";
+import { decodePayload, encodePayload, EnginePacketType } from "../../protocol/engineio.js";
+import type { EngineServerApp, HostedApp, SessionHandOver } from "../../session/app.js";
+import { frameBytes } from "../../session/backlog.js";
+import { EngineSession, TimerHeartbeat, type EngineTransport } from "../../session/engine.js";
+import { HandshakeError, handshakeOf, refuse } from "../../session/handshake.js";
+import type { EngineOptions, Frame, Handshake } from "../../session/types.js";
+import { readAtMost } from "../../util/read-capped.js";
 
 /** A held GET is answered `6` after this long with nothing to send (proxies cut idle HTTP responses at ~100 s). */
 export const MAX_POLL_WAIT_MS = 50_000;

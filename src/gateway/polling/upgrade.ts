@@ -14,13 +14,13 @@
  *
  * Frames the client sends after `5` wait until the take-over is done, then go in order.
  */
-import { log } from "../log.js";
-import { exceedsPayload } from "../protocol/engineio.js";
-import { frameBytes } from "../session/backlog.js";
-import type { EngineServerApp, SessionHandOver } from "../session/app.js";
-import { EngineSession, TimerHeartbeat } from "../session/engine.js";
-import { HandshakeError, refuse } from "../session/handshake.js";
-import { CloseCode, type DisconnectReason, type EngineOptions, type Frame } from "../session/types.js";
+import { log } from "../../util/log.js";
+import { exceedsPayload } from "../../protocol/engineio.js";
+import { frameBytes } from "../../session/backlog.js";
+import type { EngineServerApp, SessionHandOver } from "../../session/app.js";
+import { EngineSession, TimerHeartbeat } from "../../session/engine.js";
+import { HandshakeError, refuse } from "../../session/handshake.js";
+import { CloseCode, type DisconnectReason, type EngineOptions, type Frame } from "../../session/types.js";
 import { UPGRADE_TIMEOUT_MS } from "./host.js";
 import type { PollingObject } from "./object.js";
 

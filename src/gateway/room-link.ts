@@ -5,10 +5,12 @@
  * message it forwarded, so nothing said meanwhile is lost; only when the room cannot be
  * reached again does it give up and say so.
  */
-import type { ErrorBody } from "../events.js";
-import { MESSAGE_FRAME_PREFIX, offsetOf } from "../recovery/offset.js";
-import { encodeCommand, LinkClose, type LinkCommand, type LinkRefusal } from "../room/link.js";
-import type { JoinedRoom } from "./session.js";
+import type { ErrorBody } from "../chat/events.js";
+import { ackIdOf, isAckFrame } from "../protocol/sniff.js";
+import { MESSAGE_FRAME_PREFIX, offsetOf } from "../chat/offset.js";
+import { encodeCommand, LinkClose, type LinkCommand } from "../chat/link.js";
+import type { JoinedRoom } from "../chat/chat.js";
+import { closeQuietly, FinalLinkError, LINK_TIMING, type LinkOpener, type LinkTiming } from "./link-socket.js";
 
 export interface RoomLinkEvents {
   /** A finished Engine.IO frame from the room, for the client; `seq` when it is a message. */
@@ -30,23 +32,6 @@ export interface RoomLinkEvents {
   finished?(): void;
 }
 
-/**
- * Opens the WebSocket to the room, resuming after `resumeFrom` when given ("" = since
- * the member joined). Resolves with the room's refusal (final); rejects when the room
- * could not be reached (retried if `retryable`).
- */
-export type LinkOpener = (resumeFrom?: string) => Promise<OpenedLink | { refused: LinkRefusal }>;
-
-/** The gateway's end of a link the room took, and the room's last seq then. */
-export interface OpenedLink {
-  ws: WebSocket;
-  /** The room's latest seq when it took the link (a fresh join starts after it). */
-  head?: number;
-}
-
-/** Thrown by an opener for a failure no retry can fix (a bug on our side). */
-export class FinalLinkError extends Error {}
-
 const UNREACHABLE: ErrorBody = { code: "room_unavailable", message: "the room could not be reached; join it again" };
 const RESTARTED: ErrorBody = {
   code: "room_unavailable",
@@ -58,18 +43,6 @@ const TIMED_OUT: ErrorBody = {
 };
 const SUPERSEDED: ErrorBody = { code: "room_unavailable", message: "this connection was resumed by another one" };
 const LEFT: ErrorBody = { code: "not_joined", message: "left the room before this reached it" };
-
-export interface LinkTiming {
-  /** Attempts to reach a room before giving up. */
-  attempts: number;
-  /** Retry n waits a random time in [0, min(cap, base × 2^n)) ms: full jitter, so links do not retry in step. */
-  backoffBaseMs: number;
-  backoffCapMs: number;
-  /** A command the room has not answered within this is answered `room_unavailable`, and the link replaced. */
-  commandTimeoutMs: number;
-}
-
-export const LINK_TIMING: LinkTiming = { attempts: 4, backoffBaseMs: 100, backoffCapMs: 2_000, commandTimeoutMs: 10_000 };
 
 /** Commands held while the link (re)opens; past this the client is told, not ignored. */
 export const MAX_QUEUED_COMMANDS = 256;
@@ -209,11 +182,20 @@ export class RoomLink implements JoinedRoom {
    * Leaves the room: closing the link is the leave. Commands never sent are answered
    * `not_joined`; acks for commands already sent still come back until the room closes.
    */
-  leave(gone = false): void {
+  leave(): void {
+    this.close(LinkClose.leave);
+  }
+
+  /** The client went away: the link closes as `gone`, so the room keeps the member recoverable. */
+  depart(): void {
+    this.close(LinkClose.gone);
+  }
+
+  private close(code: (typeof LinkClose)["leave" | "gone"]): void {
     if (this.closed) return;
     this.answerQueued(LEFT);
-    if (!gone) this.events.left?.();
-    this.closeCode = gone ? LinkClose.gone : LinkClose.leave;
+    if (code === LinkClose.leave) this.events.left?.();
+    this.closeCode = code;
     if (!this.ws) {
       this.finish();
       this.stopWatchdog();
@@ -221,7 +203,7 @@ export class RoomLink implements JoinedRoom {
     }
     this.state = "closing";
     const ws = this.ws;
-    closeQuietly(ws, false, this.closeCode);
+    closeQuietly(ws, false, code);
     // A room that never completes the close must not keep the link (and its owner's count) forever.
     setTimeout(() => {
       if (this.state !== "closing" || this.ws !== ws) return;
@@ -273,8 +255,7 @@ export class RoomLink implements JoinedRoom {
   }
 
   private onFrame(frame: string): void {
-    // An ACK frame is `43<id>[...]`: read the id without parsing the JSON.
-    const isAck = frame.charCodeAt(0) === 52 && frame.charCodeAt(1) === 51;
+    const isAck = isAckFrame(frame);
     if (this.state === "open") {
       if (isAck) {
         this.answered(ackIdOf(frame));
@@ -392,33 +373,10 @@ export class RoomLink implements JoinedRoom {
   }
 }
 
-/**
- * Closes a link end with `code`: `leave` ends the membership, `gone` keeps it recoverable (a
- * replaced or abandoned link). An end never accepted must be accepted first (workerd refuses otherwise).
- */
-export function closeQuietly(ws: WebSocket, accept: boolean, code: (typeof LinkClose)["leave" | "gone"]): void {
-  try {
-    if (accept) ws.accept();
-    ws.close(code, code === LinkClose.leave ? "leave" : "gone");
-  } catch {
-    // Already closed.
-  }
-}
-
 /** Whether `ack` answers a send whose message is `message` (same id: a resend of an old one is not). */
 function isAnswerTo(ack: string, message: string): boolean {
   const id = /"id":"([^"]+)"/.exec(ack)?.[1];
   return id !== undefined && message.includes(`"id":"${id}"`);
-}
-
-function ackIdOf(frame: string): number {
-  let id = 0;
-  for (let i = 2; i < frame.length; i++) {
-    const digit = frame.charCodeAt(i) - 48;
-    if (digit < 0 || digit > 9) break;
-    id = id * 10 + digit;
-  }
-  return id;
 }
 
 function sleep(ms: number): Promise<void> {

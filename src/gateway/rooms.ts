@@ -4,17 +4,18 @@
  * room) for recovery, and keeps the connection's recovery record up to date on join and
  * leave. Before the client has its CONNECT answer (a recovery in progress), frames wait.
  */
-import type { Config } from "../config.js";
-import { ClientEvent, publicPullRequestId, roomName, ServerEvent, type ErrorBody, type ErrorCode, type PrRoomError, type Refusal } from "../events.js";
-import { log } from "../log.js";
-import { formatOffset, replaceOffset } from "../recovery/offset.js";
-import type { RecordedRoom } from "../recovery/record.js";
-import { ackFrame, eventFrame } from "../room/frames.js";
-import { HEAD_HEADER, linkUrl, LinkClose, LinkRefusal, type LinkCommand } from "../room/link.js";
-import { settleBy } from "../session/deadline.js";
+import type { Config } from "../chat/config.js";
+import { ClientEvent, publicPullRequestId, roomName, ServerEvent, type ErrorBody, type ErrorCode, type PrRoomError, type Refusal } from "../chat/events.js";
+import { log } from "../util/log.js";
+import { formatOffset, replaceOffset } from "../chat/offset.js";
+import type { RecordedRoom } from "./record.js";
+import { ackFrame, eventFrame } from "../chat/frames.js";
+import { HEAD_HEADER, linkUrl, LinkClose, LinkRefusal, type LinkCommand } from "../chat/link.js";
+import { settleBy } from "../util/deadline.js";
 import type { Socket } from "../session/socket.js";
-import { closeQuietly, FinalLinkError, RoomLink, type LinkOpener } from "./room-link.js";
-import { refuse, roomMismatch, type ChatSession, type JoinedRoom, type RoomAccess } from "./session.js";
+import { closeQuietly, FinalLinkError, type LinkOpener } from "./link-socket.js";
+import { RoomLink } from "./room-link.js";
+import { refuse, roomMismatch, type ChatSession, type JoinedRoom, type RoomAccess } from "../chat/chat.js";
 
 /** What the connection's record DO offers (a typed stub). */
 export interface RecordStub {
@@ -136,7 +137,7 @@ export class GatewayRooms implements RoomAccess {
       positions.push(link.position === undefined ? { key, username: link.username } : { key, username: link.username, position: link.position });
     }
     this.moved = true;
-    for (const link of this.tracked) link.leave(true);
+    for (const link of this.tracked) link.depart();
     this.tracked.clear();
     this.links.clear();
     return positions;
@@ -197,7 +198,7 @@ export class GatewayRooms implements RoomAccess {
 
   /** A recovery that cannot be completed: out of every room it got back into, and no record. */
   abandon(): void {
-    for (const link of this.links.values()) link.leave(true);
+    for (const link of this.links.values()) link.depart();
     this.links.clear();
     this.forget();
   }
