@@ -142,7 +142,7 @@ export class ChatSession {
   }
 
   /** A room dropped this connection for good (its access says why to the client). */
-  forget(key: string, room: JoinedRoom): void {
+  dropRoom(key: string, room: JoinedRoom): void {
     if (this.rooms.get(key) === room) this.rooms.delete(key);
   }
 

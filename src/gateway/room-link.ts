@@ -20,7 +20,7 @@ export interface RoomLinkEvents {
   /** The room took the link (first time or again). */
   opened?(): void;
   /** The link is gone for good: refused by the room, unreachable, or taken over. `everOpened` tells which side of the join. */
-  lost(error: ErrorBody, everOpened: boolean): void;
+  failed(error: ErrorBody, everOpened: boolean): void;
   /** The client left the room (or went away) and the link is closing. */
   left?(): void;
   /**
@@ -323,7 +323,7 @@ export class RoomLink implements JoinedRoom {
     this.flushUnanswered(error);
     if (this.ws) closeQuietly(this.ws, false, LinkClose.leave);
     this.ws = undefined;
-    if (!wasLeaving) this.events.lost(error, this.everOpened);
+    if (!wasLeaving) this.events.failed(error, this.everOpened);
     this.events.finished?.();
   }
 

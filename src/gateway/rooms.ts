@@ -231,8 +231,8 @@ export class GatewayRooms implements RoomAccess {
         this.tracked.delete(link);
         this.changed();
       },
-      lost: (error, everOpened) => {
-        this.lost(key, link, error, everOpened, joinAck !== undefined);
+      failed: (error, everOpened) => {
+        this.failed(key, link, error, everOpened, joinAck !== undefined);
         this.changed();
       },
       left: () => this.left(key, link),
@@ -290,10 +290,10 @@ export class GatewayRooms implements RoomAccess {
     this.saveRecord();
   }
 
-  private lost(key: string, link: RoomLink, error: ErrorBody, everOpened: boolean, joinHadAck: boolean): void {
+  private failed(key: string, link: RoomLink, error: ErrorBody, everOpened: boolean, joinHadAck: boolean): void {
     if (this.moved || this.links.get(key) !== link) return;
     this.links.delete(key);
-    this.chat?.forget(key, link);
+    this.chat?.dropRoom(key, link);
     const socket = this.socket;
     if (!socket) return;
     log(everOpened ? "room_link_lost" : "refused", { sid: this.who.sid, socketId: this.who.socketId, event: ClientEvent.join, pr: key, code: error.code });

@@ -58,7 +58,7 @@ export class Presence {
     this.live.delete(username);
     if (!this.users.has(username)) return false;
     if (this.graceMs === 0) {
-      this.forget(username);
+      this.remove(username);
       return true;
     }
     this.leaving(username, now);
@@ -71,7 +71,7 @@ export class Presence {
     for (const [username, since] of this.users) {
       if (since !== null && since + this.graceMs <= now && this.connections(username) === 0) gone.push(username);
     }
-    for (const username of gone) this.forget(username);
+    for (const username of gone) this.remove(username);
     return gone;
   }
 
@@ -101,7 +101,7 @@ export class Presence {
     this.sql.exec("UPDATE presence SET leaving_since = ? WHERE username = ?", since, username);
   }
 
-  private forget(username: string): void {
+  private remove(username: string): void {
     this.users.delete(username);
     this.sql.exec("DELETE FROM presence WHERE username = ?", username);
   }

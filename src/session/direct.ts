@@ -165,14 +165,14 @@ export class DirectSessions<App = unknown> {
     const direct = this.byWs.get(ws);
     if (!direct) return false;
     direct.engine.lost(reason, code);
-    this.forget(direct);
+    this.remove(direct);
     return true;
   }
 
   /** Closes a session from the server side (e.g. taken over by a recovery). */
   close(direct: DirectConnection<App>, code: number, reason: string): void {
     direct.engine.close("forced close", code, reason);
-    this.forget(direct);
+    this.remove(direct);
   }
 
   /**
@@ -255,7 +255,7 @@ export class DirectSessions<App = unknown> {
   private add(ws: WebSocket, attachment: DirectAttachment<App>): DirectConnection<App> {
     const direct = new DirectConnection<App>(ws, attachment, this.options, this.namespaces, {
       lastPong: (socket) => this.ctx.getWebSocketAutoResponseTimestamp(socket)?.getTime() ?? 0,
-      ended: (ended) => this.forget(ended),
+      ended: (ended) => this.remove(ended),
       probing: (probing) => {
         this.probing.add(probing);
         this.reconsider();
@@ -275,7 +275,7 @@ export class DirectSessions<App = unknown> {
     return direct;
   }
 
-  private forget(direct: DirectConnection<App>): void {
+  private remove(direct: DirectConnection<App>): void {
     this.byWs.delete(direct.ws);
     this.bySid.delete(direct.engine.sid);
     this.pending.delete(direct);

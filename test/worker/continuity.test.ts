@@ -96,7 +96,7 @@ describe("a link replaced by its watchdog", () => {
     roomSide.accept();
     let closedWith: number | undefined;
     roomSide.addEventListener("close", (event) => (closedWith = event.code));
-    const link = new RoomLink("alice", async () => ({ ws: gatewaySide }), { frame() {}, unanswered() {}, lost() {} }, true, FAST);
+    const link = new RoomLink("alice", async () => ({ ws: gatewaySide }), { frame() {}, unanswered() {}, failed() {} }, true, FAST);
     await link.open();
     link.send({ t: "msg", ack: 1, message: "never answered" });
     // The room never answers: the watchdog replaces the link.
@@ -139,7 +139,7 @@ describe("a link replaced by its watchdog", () => {
     const [old, fresh] = [pair(), pair()];
     const sides = [old, fresh];
     const frames: string[] = [];
-    const link = new RoomLink("alice", async () => ({ ws: sides.shift()!.g }), { frame: (f) => void frames.push(f), unanswered() {}, lost() {} }, true, FAST);
+    const link = new RoomLink("alice", async () => ({ ws: sides.shift()!.g }), { frame: (f) => void frames.push(f), unanswered() {}, failed() {} }, true, FAST);
     await link.open();
     expect(link.replace()).toBe(true);
     await until(() => sides.length === 0, 1000, "the new link");

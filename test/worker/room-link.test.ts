@@ -38,7 +38,7 @@ function recorder() {
     events: {
       frame: (frame: string) => void seen.frames.push(frame),
       unanswered: (ids: number[], error: ErrorBody) => void seen.unanswered.push([ids, error]),
-      lost: (error: ErrorBody, everOpened: boolean) => void seen.lost.push([error, everOpened]),
+      failed: (error: ErrorBody, everOpened: boolean) => void seen.lost.push([error, everOpened]),
       left: () => void seen.left++,
     },
   };
