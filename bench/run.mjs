@@ -1,7 +1,7 @@
 // One benchmark run: ours on both paths, with recovery on and off (wrangler dev on the root
 // wrangler.toml) vs the socket.io reference vs the hibernatable-WebSocket floor, same load, side by side.
 //
-//   node bench/run.mjs [--quick] [--observability=on|off] [--pin=off] [--baseline REV]
+//   node bench/run.mjs [--quick] [--drain=complete] [--observability=on|off] [--pin=off] [--baseline REV]
 //                      [--servers ours,ours-direct,ours-norec,ours-direct-norec,reference,floor]
 //                      [--scenarios s1,s1p,s2,s3] [--chart PATH] [--publish=off]
 //
@@ -22,6 +22,8 @@ import { benchPublish, formatPublish } from './publish.mjs';
 
 const args = parseArgs();
 const quick = Boolean(args.quick);
+// --drain=complete: each scenario waits for every delivery, so "lost" is loss, not backlog (slower; see loadgen.mjs).
+const drain = args.drain === 'complete' ? 'complete' : undefined;
 // Off by default, as `npm start` runs (see BENCHMARKS.md for both settings).
 const observability = args.observability === 'on' ? 'on' : 'off';
 const baseline = typeof args.baseline === 'string' ? checkoutBaseline(args.baseline) : null;
@@ -33,10 +35,10 @@ const POLLING_SCENARIOS = new Set(['s1p']);
 // Loadgen hard caps (its own watchdog is tighter; this is the backstop in loadgen-runner).
 // 150 s for every scenario but the connect-only one.
 const LOADGEN_CAP_MS = { connect: 120_000 };
-const LOADGEN_DEFAULT_CAP_MS = 150_000;
+const LOADGEN_DEFAULT_CAP_MS = drain ? 800_000 : 150_000;
 const RSS_SAMPLE_MS = 250;
 const SETTLE_MS = 1_000; // after start and between scenarios, so closing sockets do not bleed into the next window
-const RUN_CAP_MS = quick ? 12 * 60_000 : 30 * 60_000; // whole run; with six servers, quick runs take ~5 min and full ones ~12
+const RUN_CAP_MS = (quick ? 12 : 30) * 60_000 * (drain ? 3 : 1); // whole run; with six servers, quick runs take ~5 min and full ones ~12
 
 const resultsDir = join(ROOT, 'bench/results');
 const logDir = join(resultsDir, 'logs');
@@ -118,7 +120,7 @@ async function benchServer(name, spec) {
       }
       say(`${name}: ${scenario}`);
       const reloadsBefore = server.reloads();
-      const run = await runLoadgen({ server, scenario, quick, cpu: pinning.client, logPath: join(logDir, `${name}-${scenario}.loadgen.log`), capMs: LOADGEN_CAP_MS[scenario] ?? LOADGEN_DEFAULT_CAP_MS });
+      const run = await runLoadgen({ server, scenario, quick, drain, cpu: pinning.client, logPath: join(logDir, `${name}-${scenario}.loadgen.log`), capMs: LOADGEN_CAP_MS[scenario] ?? LOADGEN_DEFAULT_CAP_MS });
       run.reloads = server.reloads() - reloadsBefore;
       out.scenarios[scenario] = run;
       const r = run.result;

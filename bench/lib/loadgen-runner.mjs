@@ -15,9 +15,10 @@ export function killLoadgens() {
   for (const p of running) p.kill('SIGKILL');
 }
 
-export function runLoadgen({ server, scenario, quick, cpu, logPath, capMs }) {
+export function runLoadgen({ server, scenario, quick, drain, cpu, logPath, capMs }) {
   const args = [join(ROOT, 'bench/loadgen.mjs'), '--url', server.url, '--scenario', scenario];
   if (quick) args.push('--quick');
+  if (drain) args.push(`--drain=${drain}`);
   if (server.query) args.push('--query', server.query);
   const argv = cpu !== null ? ['taskset', '-c', String(cpu), NODE, ...args] : [NODE, ...args];
 
