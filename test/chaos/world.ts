@@ -278,15 +278,20 @@ export class World {
   }
 
   /**
-   * A `socket.disconnect()` the server never processed (it was stopped at that very moment: it
-   * logged nothing about the session's end) is, for the server, a transport end: recovering it is
-   * what socket.io would do too. Only a disconnect the server saw makes a recovery a violation.
+   * A `socket.disconnect()` the server never processed is, for the server, a transport end:
+   * recovering it is what socket.io would do too. That is so when the server logged nothing
+   * about the session's end (it was stopped at that very moment), or ended the session itself
+   * first for a recoverable reason (a slow-reader cut of a paused reader, a ping timeout): the
+   * DISCONNECT then reached a closed socket. Only a disconnect the server saw as the client's
+   * makes a recovery a violation.
    */
   private excuseUnprocessedDisconnects(): void {
     const logs = this.server.logs();
     const kept = this.violations.filter((v) => {
       if (v.kind !== "recovered-after-disconnect" || !v.sid) return true;
-      if (logs.includes(`"evt":"disconnect","sid":"${v.sid}"`)) return true;
+      const ended = logs.split("\n").filter((line) => line.includes(`"evt":"disconnect","sid":"${v.sid}"`));
+      const recoverable = /"reason":"(slow reader|ping timeout|transport close|transport error)"/;
+      if (ended.length > 0 && !ended.every((line) => recoverable.test(line))) return true;
       this.count("recovered-after-undeliverable-disconnect");
       return false;
     });
