@@ -7,8 +7,9 @@
  */
 import type { Config } from "./config.js";
 import type { DisconnectReason } from "../session/types.js";
-import { allowsRoom, type Identity } from "./identity.js";
+import { allowsRoom, grants, type Identity } from "./identity.js";
 import { roomName } from "./events.js";
+import { parseOffset, type Positions } from "./offset.js";
 
 /**
  * Endings a client may recover from: the transport closed or broke, the peer went silent,
@@ -36,6 +37,22 @@ export interface Claimant {
   identity: Identity | undefined;
   /** The pull request the new connection was opened for (`?pullRequestId=`), if any. */
   only: string | undefined;
+  /** The offset the client sent back (socket.io-client's last offset), if any. */
+  offset?: unknown;
+}
+
+export type RecoveryDecision = { ok: true; positions: Positions } | { ok: false; why: string };
+
+/**
+ * Whether `claimant` takes `candidate` back at `now`, and from where in each room: the
+ * window, the token's subject, scope and `prs`, the URL's pull request, and the offset.
+ * Both paths decide with this: the gateway in its ConnectionRecord, the direct path in the room.
+ */
+export function decideRecovery(candidate: Candidate, claimant: Claimant, now: number, config: Timing): RecoveryDecision {
+  const why = recoveryRefusal(candidate, claimant, now, config);
+  if (why !== undefined) return { ok: false, why };
+  const positions = claimant.offset === undefined ? new Map<string, number>() : parseOffset(claimant.offset);
+  return positions ? { ok: true, positions } : { ok: false, why: "malformed offset" };
 }
 
 /**
@@ -49,7 +66,7 @@ export const TAKEOVER_GRACE_MS = 1000;
 type Timing = Pick<Config, "RECOVERY_WINDOW_MS" | "PING_INTERVAL_MS" | "PING_TIMEOUT_MS">;
 
 /** Why `claimant` may not take `candidate` back at `now`; undefined when it may. */
-export function recoveryRefusal(candidate: Candidate, claimant: Claimant, now: number, config: Timing): string | undefined {
+function recoveryRefusal(candidate: Candidate, claimant: Claimant, now: number, config: Timing): string | undefined {
   const window = config.RECOVERY_WINDOW_MS;
   if (window === 0) return "recovery is off";
   if (candidate.departedAt !== null) {
@@ -61,6 +78,7 @@ export function recoveryRefusal(candidate: Candidate, claimant: Claimant, now: n
     return "the previous connection has not ended yet, and may have been away longer than the recovery window";
   }
   if (candidate.subject !== (claimant.identity?.username ?? null)) return "another token subject";
+  if (claimant.identity && !grants(claimant.identity, "chat")) return "the token does not grant chat";
   for (const key of candidate.rooms) {
     if (!allowsRoom(claimant.identity, key)) return `the token no longer allows ${roomName(key)}`;
     if (claimant.only !== undefined && key !== claimant.only) return `this connection was opened for ${roomName(claimant.only)}, not ${roomName(key)}`;

@@ -6,7 +6,6 @@
 import type { Config } from "../chat/config.js";
 import { log } from "../util/log.js";
 import { isRecoverable } from "../chat/recovery.js";
-import { parseOffset } from "../chat/offset.js";
 import { isPid, newPid, pidHash } from "../chat/pid.js";
 import { recordName } from "./record.js";
 import { randomId } from "../util/ids.js";
@@ -66,18 +65,14 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
   /** Takes a connection back with every room it was in and what it missed there, or nothing at all. */
   async function recover(pid: string, offset: unknown, sid: string, identity: Identity | undefined, only: string | undefined) {
     const subject = identity?.username ?? null;
-    const positions = offset === undefined ? new Map<string, number>() : parseOffset(offset);
-    if (!positions) {
-      log("not_recovered", { sid, why: "malformed offset" });
-      return undefined;
-    }
     const record = await recordFor(pid);
-    const claimant = { ...(identity && { identity: storeIdentity(identity) }), ...(only !== undefined && { only }) };
+    const claimant = { ...(identity && { identity: storeIdentity(identity) }), ...(only !== undefined && { only }), ...(offset !== undefined && { offset }) };
     const claimed = await record.claim(sid, claimant).catch((error) => ({ ok: false as const, why: String(error) }));
     if (!claimed.ok) {
       log("not_recovered", { sid, why: claimed.why });
       return undefined;
     }
+    const positions = new Map(Object.entries(claimed.positions));
     const recovered = connection({ sid, socketId: claimed.socketId, subject }, identity, record, only);
     const share = 1 / Math.max(1, claimed.rooms.length);
     const links = await Promise.all(claimed.rooms.map(({ key, username }) => recovered.rooms.resume(key, username, positions.get(key), share)));

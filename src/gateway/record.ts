@@ -8,7 +8,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { loadIdentity, type StoredIdentity } from "../chat/identity.js";
 import { configOf } from "../chat/config.js";
-import { recoveryRefusal, TAKEOVER_GRACE_MS } from "../chat/recovery.js";
+import { decideRecovery, TAKEOVER_GRACE_MS } from "../chat/recovery.js";
 
 export interface RecordedRoom {
   key: string;
@@ -20,13 +20,20 @@ export interface Recovered {
   rooms: RecordedRoom[];
 }
 
-/** Who claims a record: the new connection's token identity and the pull request its URL names. */
+/** What a claim that succeeded answers: the record, and where the client says it is in each room (its offset). */
+export interface Claimed extends Recovered {
+  /** Room key → the seq of the last message the client got there (keys are pull request numbers). */
+  positions: Record<string, number>;
+}
+
+/** Who claims a record: the new connection's token identity, the pull request its URL names, and its offset. */
 export interface RecordClaimant {
   identity?: StoredIdentity;
   only?: string;
+  offset?: unknown;
 }
 
-export type ClaimResult = ({ ok: true } & Recovered) | { ok: false; why: string };
+export type ClaimResult = ({ ok: true } & Claimed) | { ok: false; why: string };
 
 interface Stored extends Recovered {
   subject: string | null;
@@ -67,8 +74,8 @@ export class ConnectionRecord extends DurableObject<Env> {
   }
 
   /**
-   * A connection with the pid comes back: the record, if recoveryRefusal lets `claimant` take
-   * it now (the window, the subject, the rooms its token and URL allow). The caller becomes the holder.
+   * A connection with the pid comes back: the record, if decideRecovery lets `claimant` take
+   * it now (the window, the token, the rooms its token and URL allow, its offset). The caller becomes the holder.
    *
    * While the holder's connection has not been seen to end, the claim first gives it
    * TAKEOVER_GRACE_MS to say how it ended: a client's `disconnect()` can reach the server
@@ -86,15 +93,15 @@ export class ConnectionRecord extends DurableObject<Env> {
     const now = Date.now();
     const candidate = { departedAt: stored.detachedAt, subject: stored.subject, rooms: stored.rooms.map(({ key }) => key) };
     const identity = claimant.identity && loadIdentity(claimant.identity);
-    const why = recoveryRefusal(candidate, { identity, only: claimant.only }, now, this.config);
-    if (why !== undefined) {
+    const decided = decideRecovery(candidate, { identity, only: claimant.only, offset: claimant.offset }, now, this.config);
+    if (!decided.ok) {
       if (stored.detachedAt !== null && now - stored.detachedAt > this.windowMs) await this.forget();
-      return { ok: false, why };
+      return decided;
     }
     this.ctx.storage.kv.put(KEY, { ...stored, holder, detachedAt: null, savedAt: now } satisfies Stored);
     this.changed();
     await this.ctx.storage.setAlarm(now + ABANDONED_MS);
-    return { ok: true, socketId: stored.socketId, rooms: stored.rooms };
+    return { ok: true, socketId: stored.socketId, rooms: stored.rooms, positions: Object.fromEntries(decided.positions) };
   }
 
   /** The connection ended for good (or its recovery failed): nothing to come back to. Only its holder may say so. */

@@ -10,9 +10,8 @@ import { engineOptions, type Config } from "../chat/config.js";
 import { CHAT_NAMESPACE, ClientEvent, roomName, type ErrorBody } from "../chat/events.js";
 import { identityAtConnect, loadIdentity, storeIdentity, type Identity, type StoredIdentity } from "../chat/identity.js";
 import { LinkClose, type LinkCommand } from "../chat/link.js";
-import { parseOffset } from "../chat/offset.js";
 import { isPid, newPid, pidHash } from "../chat/pid.js";
-import { isRecoverable, recoveryRefusal } from "../chat/recovery.js";
+import { decideRecovery, isRecoverable } from "../chat/recovery.js";
 import type { DirectConnection } from "../session/direct-connection.js";
 import { DirectSessions } from "../session/direct.js";
 import { Namespaces, type NamespaceHandler } from "../session/namespaces.js";
@@ -211,19 +210,17 @@ export class DirectHost {
     const row = this.connections.findByPid(hash, now);
     if (!row) return undefined;
     const candidate = { departedAt: row.departedAt, subject: row.subject, rooms: row.username === null ? [] : [this.key] };
-    const why = recoveryRefusal(candidate, { identity, only: this.key }, now, this.config);
-    if (why !== undefined) {
-      log("not_recovered", { sid: direct.engine.sid, pr: this.key, why });
+    const decided = decideRecovery(candidate, { identity, only: this.key, offset }, now, this.config);
+    if (!decided.ok) {
+      log("not_recovered", { sid: direct.engine.sid, pr: this.key, why: decided.why });
       return undefined;
     }
     // An old socket of the same connection that is still open but not in the room goes now.
     const stale = this.sessions.bySocketId(row.socketId);
     if (stale && stale !== direct && !stale.app?.member) this.sessions.close(stale, LinkClose.superseded, "resumed elsewhere");
     if (row.username === null) return { socketId: row.socketId, plan: { replay: [] } };
-    const positions = offset === undefined ? new Map<string, number>() : parseOffset(offset);
-    if (!positions) return undefined;
     const member: Member = { sid: direct.engine.sid, socketId: row.socketId, username: row.username, typingUntil: 0 };
-    const plan = this.membership.planResume(member, positions.get(this.key));
+    const plan = this.membership.planResume(member, decided.positions.get(this.key));
     if ("refused" in plan) return undefined;
     return { socketId: row.socketId, plan: { member, replay: plan.replay } };
   }
