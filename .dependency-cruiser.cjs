@@ -1,6 +1,8 @@
 /**
- * The layers of src/, bottom-up; each may import only the layers below it (docs/ARCHITECTURE.md):
- *   util → protocol → session → chat → { room | gateway } → api → index.ts (the edge app)
+ * The layers of src/, bottom-up (docs/ARCHITECTURE.md). Each imports only what `below` lists
+ * for it: util and protocol nothing (protocol is pure), session util and protocol, chat those
+ * three, the two hosts (room, gateway) chat and below but never each other, api only chat and
+ * util. src/index.ts, the edge app, sits on top.
  * `npm test` runs this (npm run layers); a wrong import fails it with the rule's name.
  */
 const below = {

@@ -1,7 +1,8 @@
 /**
  * The private session id (pid) of connection state recovery: a bearer secret the client
  * gets in its CONNECT answer and shows when it comes back. Random (240 bits), checked for
- * shape before use, and stored only as a SHA-256 hash; it is never logged.
+ * shape before use, and stored only as a SHA-256 hash; it is never logged. (It is in memory
+ * while its connection lives, and travels with a polling session's hand-over to WebSocket.)
  */
 import { randomId } from "../util/ids.js";
 

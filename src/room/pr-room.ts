@@ -147,7 +147,10 @@ export class PrRoom extends DurableObject<Env> {
     this.links.closed(ws, code);
   }
 
-  /** After a restart (not a hibernation): what storage says is here but no socket is, has gone. */
+  /**
+   * Whenever the object starts (after a restart, or waking from hibernation once its sockets
+   * are rebuilt): what storage says is here but no socket is, has gone.
+   */
   private reconcile(): void {
     const now = Date.now();
     this.presence.reconcile(now);

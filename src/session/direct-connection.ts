@@ -81,7 +81,9 @@ export class DirectConnection<App = unknown> {
 
   save(): void {
     if (this.engine.closed) return;
-    const attachment: DirectAttachment<App> = { kind: "direct", engine: this.engine.state, sockets: this.layer.states() };
+    // Without the pid: a bearer secret is kept only as its hash (the room's connections table).
+    const sockets = Object.fromEntries(Object.entries(this.layer.states()).map(([nsp, { id }]) => [nsp, { id }]));
+    const attachment: DirectAttachment<App> = { kind: "direct", engine: this.engine.state, sockets };
     if (this.app !== undefined) attachment.app = this.app;
     this.ws.serializeAttachment(attachment);
   }
