@@ -128,9 +128,11 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
     disconnect(socket, reason) {
       targetable(socket, false, config);
       const recoverable = isRecoverable(reason) || socket.data.rooms.superseded;
-      socket.data.chat.closeAll(socket, recoverable);
+      // The record first: were a restart to cut this short, a leave's save must not have gone
+      // out before the forget (the record would be recoverable, with no rooms).
       if (recoverable) socket.data.rooms.detach();
       else socket.data.rooms.forget();
+      socket.data.chat.closeAll(socket, recoverable);
     },
 
     async handOver(socket, deadline) {

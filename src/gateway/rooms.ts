@@ -82,6 +82,8 @@ export class GatewayRooms implements RoomAccess {
   private moved = false;
   /** A hand-over waiting for every link to settle. */
   private settling: (() => void) | undefined;
+  /** The record was forgotten: the connection is ending for good. */
+  private forgotten = false;
 
   constructor(
     private readonly rooms: DurableObjectNamespace,
@@ -203,9 +205,13 @@ export class GatewayRooms implements RoomAccess {
     this.forget();
   }
 
-  /** The connection ended for good (a namespace disconnect): its record goes, if it still holds it. */
+  /**
+   * The connection ended for good (a namespace disconnect): its record goes, if it still holds
+   * it, and nothing is written to it after (the leaves that follow must not bring it back).
+   */
   forget(): void {
     this.write((record) => record.forget(this.who.sid));
+    this.forgotten = true;
   }
 
   private link(key: string, username: string, joinAck: number | undefined, budget = { bytes: this.config.MAX_REPLAY_BYTES }): RoomLink {
@@ -334,7 +340,7 @@ export class GatewayRooms implements RoomAccess {
    */
   private write(change: (record: RecordStub) => Promise<void>): Promise<void> | undefined {
     const record = this.record;
-    if (!record || this.moved) return undefined;
+    if (!record || this.moved || this.forgotten) return undefined;
     return change(record).catch((error) => log("handler_error", { sid: this.who.sid, socketId: this.who.socketId, where: "recovery record", error: String(error) }));
   }
 

@@ -95,7 +95,9 @@ describe("a link replaced by its watchdog", () => {
     const { 0: gatewaySide, 1: roomSide } = new WebSocketPair();
     roomSide.accept();
     let closedWith: number | undefined;
-    roomSide.addEventListener("close", (event) => (closedWith = event.code));
+    roomSide.addEventListener("close", (event) => {
+      closedWith = event.code;
+    });
     const link = new RoomLink("alice", async () => ({ ws: gatewaySide }), { frame() {}, unanswered() {}, failed() {} }, true, FAST);
     await link.open();
     link.send({ t: "msg", ack: 1, message: "never answered" });
@@ -296,6 +298,28 @@ describe("a gateway join", () => {
     expect(sent[0]).toMatch(/^437\[/);
     expect(await real.claim("sid-2", {})).toMatchObject({ ok: true, rooms: [{ key: pr, username: "alice" }] });
     rooms.abandon();
+  });
+});
+
+describe("a gateway connection that ends for good", () => {
+  it("writes nothing to its record after forgetting it: the leaves that follow cannot bring it back", async () => {
+    const pr = String(freshPr());
+    const real = env.CONNECTION_RECORD.getByName(`rec:forget-test-${pr}`);
+    const calls: string[] = [];
+    const record: RecordStub = {
+      save: (...args) => (calls.push("save"), real.save(...args)),
+      detach: (holder, at) => (calls.push("detach"), real.detach(holder, at)),
+      forget: (holder) => (calls.push("forget"), real.forget(holder)),
+    };
+    const rooms = new GatewayRooms(env.PR_ROOM, configOf(env), { sid: "sid-1", socketId: "socket-1", subject: null }, record);
+    rooms.attach({ sendFrame: () => {} } as unknown as Socket<unknown>);
+    const joined = rooms.join(pr, "alice", { t: "join", ack: 1 });
+    await until(() => calls.includes("save"), 5000, "the join's save");
+    rooms.forget();
+    joined.leave();
+    await never(() => calls.length > 2, 300, "a write after the forget");
+    expect(calls).toEqual(["save", "forget"]);
+    expect(await real.claim("sid-2", {})).toEqual({ ok: false, why: "unknown or expired connection" });
   });
 });
 
