@@ -226,9 +226,15 @@ export class RoomLink implements JoinedRoom {
     this.state = "open";
     this.everOpened = true;
     // Frames a replaced socket still delivers are dropped: the resume replays them in order.
-    ws.addEventListener("message", (event) => ws === this.ws && this.onFrame(event.data as string));
-    ws.addEventListener("close", (event) => this.onDropped(ws, event.code));
-    ws.addEventListener("error", () => this.onDropped(ws));
+    ws.addEventListener("message", (event) => {
+      if (ws === this.ws) this.onFrame(event.data as string);
+    });
+    ws.addEventListener("close", (event) => {
+      this.onDropped(ws, event.code);
+    });
+    ws.addEventListener("error", () => {
+      this.onDropped(ws);
+    });
     this.events.opened?.();
     const queued = this.queue;
     this.queue = [];

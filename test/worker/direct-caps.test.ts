@@ -86,7 +86,9 @@ describe("sockets that have not CONNECTed", () => {
       const open = (name: string) => {
         const response = sessions.accept(new Request("http://localhost/socket.io/?EIO=4&transport=websocket"));
         response.webSocket?.accept();
-        response.webSocket?.addEventListener("close", (event) => closes.push(`${name}: ${event.reason}`));
+        response.webSocket?.addEventListener("close", (event) => {
+          closes.push(`${name}: ${event.reason}`);
+        });
         return response.status;
       };
       expect(open("first")).toBe(101);

@@ -21,8 +21,12 @@ function roomSide() {
   room.accept();
   const received: string[] = [];
   let closed: number | undefined;
-  room.addEventListener("message", (event) => received.push(event.data as string));
-  room.addEventListener("close", (event) => (closed = event.code));
+  room.addEventListener("message", (event) => {
+    received.push(event.data as string);
+  });
+  room.addEventListener("close", (event) => {
+    closed = event.code;
+  });
   return { gateway, room, received, closedWith: () => closed };
 }
 

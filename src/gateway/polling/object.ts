@@ -8,6 +8,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { EngineServerApp, SessionHandOver } from "../../session/app.js";
 import type { EngineOptions } from "../../session/types.js";
+import { readAtMost } from "../../util/read-capped.js";
 import { PollingHost, type UpgradeVerdict } from "./host.js";
 
 const NAME_PREFIX = "eio:";
@@ -24,6 +25,7 @@ export interface PollingApplication {
 
 export abstract class PollingObject<E = unknown> extends DurableObject<E> {
   private host: PollingHost | undefined;
+  private maxPayload = 0;
 
   /** What this object serves; asked once, on the first request. */
   protected abstract application(): PollingApplication;
@@ -33,14 +35,20 @@ export abstract class PollingObject<E = unknown> extends DurableObject<E> {
       const name = this.ctx.id.name;
       if (!name?.startsWith(NAME_PREFIX)) throw new Error(`polling sessions are reached by name (${NAME_PREFIX}<sid>)`);
       const { app, options } = this.application();
+      this.maxPayload = options.maxPayload;
       this.host = new PollingHost(name.slice(NAME_PREFIX.length), options, app);
     }
     return this.host;
   }
 
   /** The client's polling requests, forwarded by the Worker as they came. */
-  override fetch(request: Request): Promise<Response> {
-    return this.polling.fetch(request);
+  override async fetch(request: Request): Promise<Response> {
+    const response = await this.polling.fetch(request);
+    // A body the session did not read (a POST refused first) is read to its end before the
+    // answer goes, up to maxPayload: the Worker forwarding it would otherwise fail to stream the
+    // rest ("Can't read from request stream after response has been sent").
+    if (!request.bodyUsed) await readAtMost(request.body, this.maxPayload);
+    return response;
   }
 
   /** A WebSocket with this sid reached the Worker. */
