@@ -1,14 +1,16 @@
 /**
  * The edge app: the Socket.IO endpoint, the HTTP API, health. Configuration is parsed
- * here, once per env, and handed down typed.
+ * here, once per env, and handed down typed; a Worker whose configuration does not parse
+ * answers everything as gateway/misconfigured.ts says.
  */
 import { Hono } from "hono";
 import { api } from "./api/app.js";
 import { gatewayChat } from "./gateway/chat.js";
-import { ConfigError, configOf, engineOptions, type Config } from "./chat/config.js";
+import { configOf, engineOptions, type Config } from "./chat/config.js";
 import { CHAT_NAMESPACE } from "./chat/events.js";
 import { faults } from "./gateway/faults.js";
 import { directRoute } from "./gateway/direct-route.js";
+import { answerMisconfigured, misconfiguration } from "./gateway/misconfigured.js";
 import { SocketServer } from "./gateway/server.js";
 import { log } from "./util/log.js";
 
@@ -28,10 +30,12 @@ function socketServer(env: Env, config: Config): SocketServer {
 }
 
 const app = new Hono<{ Bindings: Env }>()
-  .get("/healthz", (c) => {
-    configOf(c.env);
-    return c.json({ ok: true, service: "pr-rooms" });
+  .use(async (c, next) => {
+    const problems = misconfiguration(c.env);
+    if (problems) return answerMisconfigured(c.req.raw, c.env, problems);
+    await next();
   })
+  .get("/healthz", (c) => c.json({ ok: true, service: "pr-rooms" }))
   .route("/", api)
   .route("/", faults)
   .all("/socket.io/*", (c) => {
@@ -39,11 +43,6 @@ const app = new Hono<{ Bindings: Env }>()
     return socketServer(c.env, config).handle(c.req.raw, engineOptions(config), directRoute(c.env.PR_ROOM));
   })
   .onError((error, c) => {
-    if (error instanceof ConfigError) {
-      // The details (which variable, why) go to the logs, not to whoever asked.
-      log("config_error", { error: error.message });
-      return c.json({ ok: false, error: "server misconfigured; see the logs" }, 500);
-    }
     log("handler_error", { path: c.req.path, error: String(error) });
     return c.json({ ok: false, error: "internal error" }, 500);
   });

@@ -1,6 +1,7 @@
 /**
  * Configuration: wrangler `vars` (or `--var KEY:VALUE`) parsed once, at the edge,
  * into a typed object. A bad value fails with the variable's name in the message.
+ * `npm start` checks the same schema before wrangler starts (scripts/check-config.mjs).
  */
 import { z } from "zod";
 import type { EngineOptions } from "../session/types.js";
@@ -82,11 +83,11 @@ export const ConfigSchema = z.object({
    * Turns identity on: connections must present an HS256 JWT signed with this secret
    * (`io(url, { auth: { token } })`). Set it as a secret (`wrangler secret put AUTH_SECRET`).
    */
-  AUTH_SECRET: z.string().min(32, { error: "must be at least 32 characters" }).optional(),
+  AUTH_SECRET: z.string({ error: "must be a string" }).min(32, { error: "must be at least 32 characters" }).optional(),
   /** With AUTH_SECRET: the `iss` tokens must carry, when set. */
-  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_ISSUER: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }).optional(),
   /** With AUTH_SECRET: the `aud` tokens must carry, when set. */
-  AUTH_AUDIENCE: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }).optional(),
   /**
    * "on" opens `/__faults/…` for the fault harness and tests: restart a room's object, replace
    * a connection's room links as their watchdog would. Never in production.
@@ -94,7 +95,7 @@ export const ConfigSchema = z.object({
   FAULT_INJECTION: z.enum(["on", "off"], { error: 'must be "on" or "off"' }).default("off"),
   /** Comma-separated exact origins a browser may connect from; unset allows any (development). */
   ALLOWED_ORIGINS: z
-    .string()
+    .string({ error: "must be a comma-separated list of origins like https://app.example.com" })
     .optional()
     .transform((list) => (list === undefined ? undefined : list.split(",").map((origin) => origin.trim()).filter(Boolean)))
     .pipe(
@@ -112,26 +113,64 @@ export const ConfigSchema = z.object({
 
 export type Config = z.infer<typeof ConfigSchema>;
 
+/** One thing wrong with the configuration: the variable, and the rule its value breaks. */
+export interface ConfigProblem {
+  variable: string;
+  /** What the value must be, as a sentence that follows the variable's name ("must be at least 32 characters"). */
+  rule: string;
+  /** The value, quoted, for a variable that is no secret (a secret's value is never echoed, not even a wrong one). */
+  got?: string;
+}
+
+/** `AUTH_SECRET must be at least 32 characters`, `PING_INTERVAL_MS must be a number (got "abc")`. */
+export function describeProblem({ variable, rule, got }: ConfigProblem): string {
+  return `${variable} ${rule}${gotText(got)}`;
+}
+
+const gotText = (got: string | undefined) => (got === undefined ? "" : ` (got ${got})`);
+
 export class ConfigError extends Error {
   override name = "ConfigError";
+
+  constructor(readonly problems: readonly ConfigProblem[]) {
+    super(`Invalid configuration: ${problems.map(({ variable, rule, got }) => `${variable}: ${rule}${gotText(got)}`).join("; ")}`);
+  }
+}
+
+/** Whether a variable holds a secret, whose value no message may show. */
+export const isSecret = (variable: string): boolean => variable.includes("SECRET");
+
+/**
+ * What is wrong with the Worker's env (empty: nothing). Each problem names the variable
+ * and its rule; `npm start` (scripts/check-config.mjs) checks the same way before wrangler starts.
+ */
+export function configProblems(env: Record<string, unknown>): ConfigProblem[] {
+  const vars = varsOf(env);
+  const parsed = ConfigSchema.safeParse(vars);
+  return parsed.success ? [] : problemsOf(parsed.error, vars);
 }
 
 /** Parses the Worker's env; throws a ConfigError naming every bad variable. */
 export function parseConfig(env: Record<string, unknown>): Config {
-  const vars = Object.fromEntries(
-    Object.keys(ConfigSchema.shape).map((key) => [key, blankToUndefined(env[key])]),
-  );
+  const vars = varsOf(env);
   const parsed = ConfigSchema.safeParse(vars);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map(
-    (issue) => {
-      const key = String(issue.path[0]);
-      // Never echo a secret, not even a wrong one.
-      const got = key.includes("SECRET") ? "" : ` (got ${JSON.stringify(vars[key])})`;
-      return `${key}: ${issue.message}${got}`;
-    },
-  );
-  throw new ConfigError(`Invalid configuration: ${problems.join("; ")}`);
+  throw new ConfigError(problemsOf(parsed.error, vars));
+}
+
+/** The settings the schema knows, blank ones as unset. */
+function varsOf(env: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.keys(ConfigSchema.shape).map((key) => [key, blankToUndefined(env[key])]));
+}
+
+function problemsOf(error: z.ZodError, vars: Record<string, unknown>): ConfigProblem[] {
+  return error.issues.map((issue) => {
+    const variable = String(issue.path[0]);
+    const problem: ConfigProblem = { variable, rule: issue.message };
+    const got = isSecret(variable) ? undefined : JSON.stringify(vars[variable]);
+    if (got !== undefined) problem.got = got;
+    return problem;
+  });
 }
 
 const cache = new WeakMap<object, Config>();

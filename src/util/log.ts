@@ -25,7 +25,8 @@ export type LogEvent =
   | "fault"
   | "room_stats"
   | "handler_error"
-  | "config_error";
+  | "config_error"
+  | "misconfigured";
 
 export function log(evt: LogEvent, fields: Record<string, string | number | boolean | undefined>): void {
   const line = JSON.stringify({ evt, ...fields });

@@ -77,11 +77,11 @@ describe("HTTP API with AUTH_SECRET", () => {
     expect(info.status).toBe(503);
   });
 
-  it("answers 500 internal_error, without details, when the configuration is bad", async () => {
+  it("answers 500 server_misconfigured, without details, when the configuration is bad", async () => {
     const auth = { Authorization: await bearer({ sub: freshSubject(), scope: "publish" }) };
     const response = await publish(freshPr(), auth, { message: "hi" }, envWith({ MAX_PAYLOAD_BYTES: "lots" }));
     expect(response.status).toBe(500);
-    expect(await response.json()).toEqual({ ok: false, error: { code: "internal_error", message: "server misconfigured; see the logs" } });
+    expect(await response.json()).toEqual({ ok: false, error: { code: "server_misconfigured", message: "server misconfigured; see the logs" } });
   });
 
   it("limits each subject with the Rate Limiting binding, emulated here", async () => {

@@ -11,9 +11,12 @@ import { socketIoApp } from "../../session/app.js";
 import { Namespaces } from "../../session/namespaces.js";
 import { PollingObject, type PollingApplication } from "./object.js";
 import { gatewayChat } from "../chat.js";
+import { misconfiguration, misconfiguredPolling } from "../misconfigured.js";
 
 export class PollingSession extends PollingObject<Env> {
   protected application(): PollingApplication {
+    // A session of a misconfigured Worker refuses its CONNECT, saying so.
+    if (misconfiguration(this.env)) return misconfiguredPolling;
     const config = configOf(this.env);
     const upgrades = config.RECOVERY_WINDOW_MS > 0 ? ["websocket"] : [];
     const namespaces = new Namespaces().of(CHAT_NAMESPACE, gatewayChat(this.env, config));
