@@ -75,10 +75,9 @@ api.all("/*", (c) => {
 
 api.onError((error, c) => {
   const refusal = asApiError(error, c);
-  if (refusal.code === "internal_error") {
-    if (error instanceof ConfigError) log("config_error", { error: error.message });
-    else log("handler_error", { path: c.req.path, error: String(error) });
-  } else if (refusal.code !== "rate_limited" || rateLogDue()) {
+  if (refusal.code === "internal_error") log("handler_error", { path: c.req.path, error: String(error) });
+  else if (refusal.code === "server_misconfigured") log("config_error", { error: error.message });
+  else if (refusal.code !== "rate_limited" || rateLogDue()) {
     // Never the token or the body: who, where, and why.
     log("refused", { api: c.req.method, pr: c.req.param("id")?.slice(0, 32), user: c.get("identity")?.username, code: refusal.code });
   }
@@ -93,7 +92,7 @@ function asApiError(error: Error, c: Context<ApiEnv>): ApiError {
   }
   if (error instanceof HTTPException && error.status === 400) return ApiError.of(400, "invalid_payload", "the body is not valid JSON");
   // The details of a bad configuration go to the logs, not to whoever asked.
-  if (error instanceof ConfigError) return ApiError.of(500, "internal_error", "server misconfigured; see the logs");
+  if (error instanceof ConfigError) return ApiError.of(500, "server_misconfigured", "server misconfigured; see the logs");
   return ApiError.of(500, "internal_error", "internal error");
 }
 

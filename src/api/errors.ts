@@ -17,8 +17,10 @@ export const ApiErrorCode = z.enum([
   "api_disabled",
   /** No such route under /api/. */
   "not_found",
-  /** An unexpected error, or a misconfigured Worker; the details go to the logs. */
+  /** An unexpected error; the details go to the logs. */
   "internal_error",
+  /** The Worker's configuration does not parse; the log names the variable (src/gateway/misconfigured.ts answers). */
+  "server_misconfigured",
 ]);
 export type ApiErrorCode = z.infer<typeof ApiErrorCode>;
 
@@ -31,7 +33,7 @@ export const ERROR_STATUSES = {
   413: ["payload_too_large"],
   415: ["invalid_payload"],
   429: ["rate_limited"],
-  500: ["internal_error"],
+  500: ["internal_error", "server_misconfigured"],
   501: ["api_disabled"],
   503: ["room_unavailable"],
 } as const satisfies Record<number, readonly ApiErrorCode[]>;
