@@ -36,6 +36,7 @@ export default defineConfig({
           // Runs before the wrangler-served tests, so the two never compete for the two cores.
           sequence: { groupOrder: 0 },
           include: ["test/protocol/**/*.test.ts", "test/worker/**/*.test.ts"],
+          setupFiles: ["test/worker/settle.ts"],
         },
       },
       {
