@@ -85,6 +85,16 @@ const clients = Array.from({ length: cfg.clients }, (_, i) => ({
   sent: 0, // next seq to use == messages sent
   /** Seqs of this client's messages the server accepted (an ok ack): what every member is owed. */
   accepted: new Set(),
+  /** When each of this client's messages was sent (by seq). */
+  sentAt: [],
+  /** The send time of the newest message this client got (messages reach a room's members in order). */
+  newestSeen: 0,
+  /**
+   * With --drain=complete: spans of send times this client was told it missed, [from, until):
+   * it came back as a fresh connection, so what was sent from the newest message it had got
+   * until its join was answered again is not owed.
+   */
+  excused: [],
   inFlight: 0,
   // sender index -> { next: expected seq, missing: Set of skipped seqs not seen yet }
   from: new Map(),
@@ -95,7 +105,7 @@ const stats = {
   sent: 0, acked: 0, ackErrors: {}, ackTimeouts: 0, ackLatency: new Histogram(),
   delivered: 0, deliveredInWindow: 0, expected: 0, latency: new Histogram(),
   duplicated: 0, outOfOrder: 0, malformed: 0, foreign: 0,
-  disconnects: 0, disconnectReasons: {},
+  disconnects: 0, disconnectReasons: {}, recovered: 0, fresh: 0,
   notConnectedSkips: 0,
 };
 const tally = (obj, key) => { obj[key] = (obj[key] ?? 0) + 1; };
@@ -121,6 +131,7 @@ function onMessage(c, m) {
   stats.delivered++;
   if (t >= win.start && t <= win.end) stats.deliveredInWindow++;
   stats.latency.record(t - body.t);
+  if (body.t > c.newestSeen) c.newestSeen = body.t;
   let track = c.from.get(body.c);
   if (!track) c.from.set(body.c, (track = { next: 0, missing: new Set() }));
   const q = body.q;
@@ -138,7 +149,9 @@ function connectOne(c) {
     const socket = io(url, {
       transports: [cfg.transport],
       forceNew: true, // one engine per client, as real browsers would have
-      reconnection: false, // a dropped client must show up as loss, not be papered over
+      // A dropped client must show up as loss, not be papered over; with --drain=complete it
+      // comes back as a real client does, recovered (owing nothing) or fresh (told, re-joined).
+      reconnection: DRAIN_COMPLETE,
       timeout: CONNECT_TIMEOUT_MS,
       query: queryFor(c),
     });
@@ -168,12 +181,24 @@ function connectOne(c) {
       tally(stats.disconnectReasons, reason);
     });
     socket.on('connect', () => {
+      if (settled) return rejoin(c, socket);
       socket.timeout(CONNECT_TIMEOUT_MS).emit('join-pr-room', { pullRequestId: c.pullRequestId, username: c.username }, (err, res) => {
         if (err) done('join ack timeout');
         else if (!res?.ok) done(`join rejected: ${res?.error?.code ?? JSON.stringify(res)}`);
         else done();
       });
     });
+  });
+}
+
+/** A reconnect: recovered, it owes nothing more; fresh, it was told it missed what came meanwhile, and joins again. */
+function rejoin(c, socket) {
+  if (socket.recovered) return void stats.recovered++;
+  stats.fresh++;
+  const span = { from: c.newestSeen, until: Infinity }; // until the join is answered
+  c.excused.push(span);
+  socket.timeout(CONNECT_TIMEOUT_MS).emit('join-pr-room', { pullRequestId: c.pullRequestId, username: c.username }, (err, res) => {
+    if (!err && res?.ok) span.until = now();
   });
 }
 
@@ -209,6 +234,7 @@ function sendOne(c, sizes, onAck) {
   }
   const q = c.sent++;
   const accepted = c.accepted;
+  c.sentAt[q] = now();
   const t = now();
   stats.sent++;
   stats.expected += sizes.get(c.pullRequestId) ?? 0;
@@ -293,7 +319,11 @@ function lostCount() {
     const members = clients.filter((r) => r.joined && r.pullRequestId === s.pullRequestId);
     for (let q = 0; q < s.sent; q++) {
       const got = members.filter((r) => seen(r.from.get(s.i), q)).length;
-      if (got > 0 || s.accepted.has(q)) lost += members.length - got;
+      if (got === 0 && !s.accepted.has(q)) continue;
+      // A member that came back fresh was told it missed what was sent before it joined again.
+      const at = s.sentAt[q];
+      const excused = (r) => r.excused.some((span) => at >= span.from && at < span.until);
+      lost += members.filter((r) => !seen(r.from.get(s.i), q) && !excused(r)).length;
     }
   }
   return lost;
@@ -339,6 +369,7 @@ function finish(error, code = 0) {
     foreign: stats.foreign,
     disconnects: stats.disconnects,
     disconnectReasons: stats.disconnectReasons,
+    reconnects: DRAIN_COMPLETE ? { recovered: stats.recovered, fresh: stats.fresh } : undefined,
     notConnectedSkips: stats.notConnectedSkips,
     drainS: stats.drainS !== undefined ? round(stats.drainS) : null,
     drainEndedBy: stats.drainEndedBy ?? null,
