@@ -300,7 +300,9 @@ async function runLoad() {
     const inFlight = active.reduce((n, c) => n + c.inFlight, 0);
     if (inFlight === 0 && stats.delivered - stats.duplicated >= stats.expected) { stats.drainEndedBy = 'complete'; break; }
     const count = stats.delivered + stats.acked;
-    if (count !== lastCount) [lastCount, lastProgress] = [count, now()];
+    // Waiting for every delivery includes waiting for every dropped client to be back (or the cap).
+    const away = DRAIN_COMPLETE && clients.some((c) => c.joined && (!c.socket?.connected || c.excused.at(-1)?.until === Infinity));
+    if (count !== lastCount || away) [lastCount, lastProgress] = [count, now()];
     if (now() - lastProgress >= DRAIN_IDLE_MS) { stats.drainEndedBy = 'idle'; break; }
     await sleep(50);
   }
