@@ -195,9 +195,11 @@ function connectOne(c) {
 function rejoin(c, socket) {
   if (socket.recovered) return void stats.recovered++;
   stats.fresh++;
-  const span = { from: c.newestSeen, until: Infinity }; // until the join is answered
+  // Until the join is answered (a join refused or unanswered leaves the client out of the room: owed nothing).
+  const span = { from: c.newestSeen, until: Infinity, joining: true };
   c.excused.push(span);
   socket.timeout(CONNECT_TIMEOUT_MS).emit('join-pr-room', { pullRequestId: c.pullRequestId, username: c.username }, (err, res) => {
+    span.joining = false;
     if (!err && res?.ok) span.until = now();
   });
 }
@@ -301,7 +303,7 @@ async function runLoad() {
     if (inFlight === 0 && stats.delivered - stats.duplicated >= stats.expected) { stats.drainEndedBy = 'complete'; break; }
     const count = stats.delivered + stats.acked;
     // Waiting for every delivery includes waiting for every dropped client to be back (or the cap).
-    const away = DRAIN_COMPLETE && clients.some((c) => c.joined && (!c.socket?.connected || c.excused.at(-1)?.until === Infinity));
+    const away = DRAIN_COMPLETE && clients.some((c) => c.joined && (!c.socket?.connected || c.excused.at(-1)?.joining));
     if (count !== lastCount || away) [lastCount, lastProgress] = [count, now()];
     if (now() - lastProgress >= DRAIN_IDLE_MS) { stats.drainEndedBy = 'idle'; break; }
     await sleep(50);
