@@ -85,14 +85,14 @@ const clients = Array.from({ length: cfg.clients }, (_, i) => ({
   sent: 0, // next seq to use == messages sent
   /** Seqs of this client's messages the server accepted (an ok ack): what every member is owed. */
   accepted: new Set(),
-  /** When each of this client's messages was sent (by seq). */
-  sentAt: [],
-  /** The send time of the newest message this client got (messages reach a room's members in order). */
-  newestSeen: 0,
+  /** The room's seq of each of this client's messages (by its own seq q), from its ack or any delivery. */
+  roomSeq: [],
+  /** The room seq of the newest message this client got. */
+  newestSeq: 0,
   /**
-   * With --drain=complete: spans of send times this client was told it missed, [from, until):
-   * it came back as a fresh connection, so what was sent from the newest message it had got
-   * until its join was answered again is not owed.
+   * With --drain=complete: spans of room seqs this client was told it missed, (after, upTo]:
+   * it came back as a fresh connection, so what the room numbered after the newest message it
+   * had got, up to the room's head when its join was answered again, is not owed.
    */
   excused: [],
   inFlight: 0,
@@ -131,7 +131,10 @@ function onMessage(c, m) {
   stats.delivered++;
   if (t >= win.start && t <= win.end) stats.deliveredInWindow++;
   stats.latency.record(t - body.t);
-  if (body.t > c.newestSeen) c.newestSeen = body.t;
+  if (typeof m.seq === 'number') {
+    sender.roomSeq[body.q] = m.seq;
+    if (m.seq > c.newestSeq) c.newestSeq = m.seq;
+  }
   let track = c.from.get(body.c);
   if (!track) c.from.set(body.c, (track = { next: 0, missing: new Set() }));
   const q = body.q;
@@ -196,11 +199,11 @@ function rejoin(c, socket) {
   if (socket.recovered) return void stats.recovered++;
   stats.fresh++;
   // Until the join is answered (a join refused or unanswered leaves the client out of the room: owed nothing).
-  const span = { from: c.newestSeen, until: Infinity, joining: true };
+  const span = { after: c.newestSeq, upTo: Infinity, joining: true };
   c.excused.push(span);
   socket.timeout(CONNECT_TIMEOUT_MS).emit('join-pr-room', { pullRequestId: c.pullRequestId, username: c.username }, (err, res) => {
     span.joining = false;
-    if (!err && res?.ok) span.until = now();
+    if (!err && res?.ok && typeof res.seq === 'number') span.upTo = res.seq;
   });
 }
 
@@ -236,7 +239,6 @@ function sendOne(c, sizes, onAck) {
   }
   const q = c.sent++;
   const accepted = c.accepted;
-  c.sentAt[q] = now();
   const t = now();
   stats.sent++;
   stats.expected += sizes.get(c.pullRequestId) ?? 0;
@@ -248,6 +250,7 @@ function sendOne(c, sizes, onAck) {
     else if (!res?.ok) tally(stats.ackErrors, res?.error?.code ?? 'bad_ack');
     else {
       accepted.add(q);
+      if (typeof res.seq === 'number') c.roomSeq[q] = res.seq;
       stats.acked++;
       stats.ackLatency.record(now() - t);
     }
@@ -325,8 +328,8 @@ function lostCount() {
       const got = members.filter((r) => seen(r.from.get(s.i), q)).length;
       if (got === 0 && !s.accepted.has(q)) continue;
       // A member that came back fresh was told it missed what was sent before it joined again.
-      const at = s.sentAt[q];
-      const excused = (r) => r.excused.some((span) => at >= span.from && at < span.until);
+      const seq = s.roomSeq[q];
+      const excused = (r) => seq !== undefined && r.excused.some((span) => seq > span.after && seq <= span.upTo);
       lost += members.filter((r) => !seen(r.from.get(s.i), q) && !excused(r)).length;
     }
   }
