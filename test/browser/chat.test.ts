@@ -202,7 +202,9 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
     expect(notices.filter((n) => n.event === "stop-typing")).toHaveLength(1);
     expect(typing.length).toBeGreaterThanOrEqual(2);
     expect(typing.length).toBeLessThanOrEqual(Math.floor((lastKey - firstKey) / 2000) + 1);
-    for (let i = 1; i < typing.length; i++) expect(typing[i]!.at - typing[i - 1]!.at).toBeGreaterThanOrEqual(1900);
+    // Seen by the observer: a loaded machine delays one notice more than the next, so the 2 s the page keeps
+    // between them may look shorter here; a page that sent per key (150 ms) would still fail this and the count above.
+    for (let i = 1; i < typing.length; i++) expect(typing[i]!.at - typing[i - 1]!.at).toBeGreaterThanOrEqual(1500);
     expect(notices.at(-1)!.at - lastKey).toBeGreaterThanOrEqual(2500);
     expect(notices.at(-1)!.at - lastKey).toBeLessThan(4500);
     expect(seen).toEqual([]);
