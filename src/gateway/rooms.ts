@@ -218,7 +218,7 @@ export class GatewayRooms implements RoomAccess {
     let saved = false;
     const link = new RoomLink(username, this.opener(key, username, budget), {
       frame: (frame, seq) => {
-        this.forward(key, frame, seq);
+        this.forward(frame, seq);
         this.changed();
       },
       unanswered: (ids, error) => {
@@ -253,7 +253,7 @@ export class GatewayRooms implements RoomAccess {
     this.deliver(ackFrame(id, payload), undefined);
   }
 
-  private forward(key: string, frame: string, seq: number | undefined): void {
+  private forward(frame: string, seq: number | undefined): void {
     if (this.moved) return;
     // With one room the frame already says where the connection is; with more, the offset names
     // them all: each link's position (its last message forwarded, or the room's head at its join).
