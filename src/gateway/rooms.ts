@@ -62,16 +62,15 @@ export const MOVED: ErrorBody = {
 
 export class GatewayRooms implements RoomAccess {
   private socket: Socket<unknown> | undefined;
-  /** Frames for a client that has not had its CONNECT answer yet. */
-  private pending: Array<{ frame: string; bytes: number | undefined }> | undefined = [];
-  /** Record saves for a join still on their way: the frames after them wait (see `held`). */
-  private saving = 0;
   /**
-   * Frames that wait for a join's record save: the client hears of its join (the room's
-   * ack, the first messages) only once a server restart cannot make the server forget it.
-   * Bounded in time (RECORD_SAVE_TIMEOUT_MS), so by the rooms' rate limits.
+   * Frames that wait, in order: for the client's CONNECT answer (a recovery in progress), and
+   * for a join's record save, so the client hears of its join (the room's ack, the first
+   * messages) only once a server restart cannot make the server forget it. Bounded in time
+   * (RECORD_SAVE_TIMEOUT_MS), so by the rooms' rate limits.
    */
-  private readonly held: Array<{ frame: string; bytes: number | undefined }> = [];
+  private readonly waiting: Array<{ frame: string; bytes: number | undefined }> = [];
+  /** Record saves for a join still on their way. */
+  private saving = 0;
   private readonly links = new Map<string, RoomLink>();
   private chat: ChatSession | undefined;
   /** Every link not finished yet, left ones included (their answers may still be due). */
@@ -129,7 +128,7 @@ export class GatewayRooms implements RoomAccess {
       await settleBy(new Promise<void>((resolve) => (this.settling = resolve)), deadline);
       this.settling = undefined;
     }
-    // The positions below count what was held as delivered: it goes out with the rest.
+    // The positions below count what waited as delivered: it goes out with the rest.
     this.saving = 0;
     this.release();
     const positions: RoomPosition[] = [];
@@ -167,9 +166,7 @@ export class GatewayRooms implements RoomAccess {
   /** The client has its CONNECT answer: what waited goes out, in order, and the rest goes straight. */
   attach(socket: Socket<unknown>): void {
     this.socket = socket;
-    const pending = this.pending ?? [];
-    this.pending = undefined;
-    for (const { frame, bytes } of pending) this.deliver(frame, bytes);
+    this.release();
   }
 
   join(key: string, username: string, first: LinkCommand): JoinedRoom {
@@ -268,11 +265,10 @@ export class GatewayRooms implements RoomAccess {
     return positions;
   }
 
-  /** To the client; before it has its CONNECT answer, or while a join's record save is on its way, in turn with what waits. */
+  /** To the client, in turn with what waits (see `waiting`). */
   private deliver(frame: string, bytes: number | undefined): void {
-    if (this.pending) this.pending.push({ frame, bytes });
-    else if (this.saving > 0) this.held.push({ frame, bytes });
-    else this.socket?.sendFrame(frame, bytes);
+    if (!this.socket || this.saving > 0) this.waiting.push({ frame, bytes });
+    else this.socket.sendFrame(frame, bytes);
   }
 
   /** The room took the connection back fresh: the client hears how many messages it will never get. */
@@ -316,7 +312,7 @@ export class GatewayRooms implements RoomAccess {
     refuse(socket, undefined, ClientEvent.join, key, error.code, error.message, false);
   }
 
-  /** Writes the rooms to the record; for a join, what comes after waits for it (`held`). */
+  /** Writes the rooms to the record; for a join, what comes after waits for it (`waiting`). */
   private saveRecord(join = false): void {
     const rooms = Array.from(this.links, ([key, link]) => ({ key, username: link.username }));
     const saved = this.write((record) => record.save(this.who.sid, this.who.socketId, this.who.subject, rooms));
@@ -329,8 +325,10 @@ export class GatewayRooms implements RoomAccess {
     });
   }
 
+  /** What waited goes out, once nothing holds it any more. */
   private release(): void {
-    for (const { frame, bytes } of this.held.splice(0)) this.deliver(frame, bytes);
+    if (!this.socket || this.saving > 0) return;
+    for (const { frame, bytes } of this.waiting.splice(0)) this.socket.sendFrame(frame, bytes);
   }
 
   /**
