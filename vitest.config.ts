@@ -19,6 +19,7 @@ export default defineConfig({
               bindings: {
                 PING_INTERVAL_MS: "300",
                 PING_TIMEOUT_MS: "200",
+                DIRECT_PING_INTERVAL_MS: "300",
                 CONNECT_TIMEOUT_MS: "1000",
                 TYPING_TIMEOUT_MS: "1500",
                 JOIN_GRACE_MS: "200",

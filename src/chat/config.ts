@@ -21,6 +21,14 @@ export const ConfigSchema = z.object({
   /** How long a ping may go unanswered before the connection is closed. */
   PING_TIMEOUT_MS: integer(20_000, 50, 3_600_000),
   /**
+   * The direct path's heartbeat: each round wakes the room (an alarm invocation and a row
+   * written, see docs/cost.md), so it pings less often than the gateway, whose pings cost
+   * the Worker a little CPU and the room nothing. 45 s stays under the idle timeouts of
+   * common proxies (55–60 s) with room for a late alarm; a dead client is noticed at the
+   * round after its unanswered ping, within two intervals.
+   */
+  DIRECT_PING_INTERVAL_MS: integer(45_000, 50, 3_600_000),
+  /**
    * Largest frame a client may send. A chat message of MAX_MESSAGE_LENGTH (4000) UTF-16
    * units is at most 12 KB as UTF-8, 24 KB if every character needs a JSON escape; 64 KiB
    * holds that with its envelope and still bounds what one frame can cost us.
@@ -187,6 +195,22 @@ export function configOf(env: object): Config {
 
 function blankToUndefined(value: unknown): unknown {
   return typeof value === "string" && value.trim() === "" ? undefined : value;
+}
+
+/** The Engine.IO settings of the direct path: the gateway's, with the direct heartbeat. */
+export function directEngineOptions(config: Config): EngineOptions {
+  return { ...engineOptions(config), pingInterval: config.DIRECT_PING_INTERVAL_MS };
+}
+
+/**
+ * Longest a dead client can go unnoticed: on the gateway its ping's timeout runs out after
+ * pingInterval + pingTimeout of silence; on the direct path the first round at least
+ * pingTimeout after the unanswered ping judges it (with the defaults, two intervals of silence).
+ */
+export function deadPeerMs(config: Config, path: "gateway" | "direct"): number {
+  if (path === "gateway") return config.PING_INTERVAL_MS + config.PING_TIMEOUT_MS;
+  const interval = config.DIRECT_PING_INTERVAL_MS;
+  return interval * (1 + Math.ceil(config.PING_TIMEOUT_MS / interval));
 }
 
 /** The Engine.IO settings every session host uses. */

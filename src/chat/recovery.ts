@@ -5,7 +5,6 @@
  * at the transport can come back, within RECOVERY_WINDOW_MS of when it ended, as the same
  * token subject, into rooms its new token and URL still allow.
  */
-import type { Config } from "./config.js";
 import type { DisconnectReason } from "../session/types.js";
 import { allowsRoom, grants, type Identity } from "./identity.js";
 import { roomName } from "./events.js";
@@ -58,12 +57,16 @@ export function decideRecovery(candidate: Candidate, claimant: Claimant, now: nu
 /**
  * How long a claim on a connection the server has not seen end waits for that connection to
  * say how it ended (see ConnectionRecord.claim): about two round trips of a slow mobile
- * network. A half-dead connection's successor pays it once, after at least
- * PING_INTERVAL_MS + PING_TIMEOUT_MS of silence.
+ * network. A half-dead connection's successor pays it once, after a silence as long as a
+ * dead peer goes unnoticed (deadPeerMs).
  */
 export const TAKEOVER_GRACE_MS = 1000;
 
-type Timing = Pick<Config, "RECOVERY_WINDOW_MS" | "PING_INTERVAL_MS" | "PING_TIMEOUT_MS">;
+/** The window, and how long a dead client can go unnoticed on the claimant's path (deadPeerMs). */
+export interface Timing {
+  RECOVERY_WINDOW_MS: number;
+  silenceMs: number;
+}
 
 /** Why `claimant` may not take `candidate` back at `now`; undefined when it may. */
 function recoveryRefusal(candidate: Candidate, claimant: Claimant, now: number, config: Timing): string | undefined {
@@ -71,10 +74,10 @@ function recoveryRefusal(candidate: Candidate, claimant: Claimant, now: number, 
   if (window === 0) return "recovery is off";
   if (candidate.departedAt !== null) {
     if (now - candidate.departedAt > window) return "away longer than the recovery window";
-  } else if (window < config.PING_INTERVAL_MS + config.PING_TIMEOUT_MS) {
-    // The old connection has not been seen to end: it may have been silent for up to
-    // pingInterval + pingTimeout, longer than the window, and nothing tells how long. (With
-    // the defaults the window is longer, so such a connection is always within it.)
+  } else if (window < config.silenceMs) {
+    // The old connection has not been seen to end: it may have been silent for as long as a
+    // dead peer goes unnoticed, longer than the window, and nothing tells how long. (With the
+    // defaults the window is longer, so such a connection is always within it.)
     return "the previous connection has not ended yet, and may have been away longer than the recovery window";
   }
   if (candidate.subject !== (claimant.identity?.username ?? null)) return "another token subject";

@@ -15,10 +15,13 @@ import { ClientEvent, PullRequestId, type ErrorBody } from "../chat/events.js";
 import { GatewayRooms, type GatewayIdentity, type RoomPosition } from "./rooms.js";
 import { identityAtConnect, loadIdentity, storeIdentity, type Identity, type StoredIdentity } from "../chat/identity.js";
 import { ChatSession, refuse, timerScheduler } from "../chat/chat.js";
+import { logConnectionUsage } from "./usage.js";
 
 export interface GatewayConnection {
   chat: ChatSession;
   rooms: GatewayRooms;
+  /** How the client reached this host: "websocket", or "polling" (a PollingSession). */
+  transport: string;
   /** Rooms a moved connection could not be resumed in: the client hears room_unavailable for each. */
   unresumed?: string[];
 }
@@ -52,18 +55,24 @@ export interface GatewayBindings {
 export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHandler<GatewayConnection> {
   const recovery = config.RECOVERY_WINDOW_MS > 0;
 
-  const connection = (who: GatewayIdentity, identity: Identity | undefined, record: GatewayRooms["record"], only?: string): GatewayConnection => {
+  const connection = (who: GatewayIdentity, identity: Identity | undefined, record: GatewayRooms["record"], only?: string, transport = "websocket"): GatewayConnection => {
     const rooms = new GatewayRooms(env.PR_ROOM, config, who, record, only);
     const chat = new ChatSession(config, rooms, timerScheduler, identity);
     rooms.bind(chat);
-    return { chat, rooms };
+    return { chat, rooms, transport };
+  };
+
+  /** The connection's bill, once it ends here (see usage.ts). */
+  const logUsage = (socket: Socket<GatewayConnection>) => {
+    const { rooms, transport } = socket.data;
+    logConnectionUsage({ sid: socket.sid, socketId: socket.id }, transport, socket.traffic, rooms.usage);
   };
 
   /** The recovery record of the connection whose pid this is. */
   const recordFor = async (pid: string) => env.CONNECTION_RECORD.getByName(recordName(await pidHash(pid)));
 
   /** Takes a connection back with every room it was in and what it missed there, or nothing at all. */
-  async function recover(pid: string, offset: unknown, sid: string, identity: Identity | undefined, only: string | undefined) {
+  async function recover(pid: string, offset: unknown, sid: string, identity: Identity | undefined, only: string | undefined, transport: string) {
     const subject = identity?.username ?? null;
     const record = await recordFor(pid);
     const claimant = { ...(identity && { identity: storeIdentity(identity) }), ...(only !== undefined && { only }), ...(offset !== undefined && { offset }) };
@@ -73,7 +82,8 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
       return undefined;
     }
     const positions = new Map(Object.entries(claimed.positions));
-    const recovered = connection({ sid, socketId: claimed.socketId, subject }, identity, record, only);
+    const recovered = connection({ sid, socketId: claimed.socketId, subject }, identity, record, only, transport);
+    recovered.rooms.usage.recordCalls++; // the claim
     const share = 1 / Math.max(1, claimed.rooms.length);
     const links = await Promise.all(claimed.rooms.map(({ key, username }) => recovered.rooms.resume(key, username, positions.get(key), share)));
     if (links.every(Boolean)) {
@@ -100,15 +110,19 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
       const verified = await identityAtConnect(auth, config);
       if (!verified.ok) return verified;
       const identity = verified.identity;
-      if (recovery && isPid(auth.pid)) {
-        const recovered = await recover(auth.pid, auth.offset, sid, identity, only);
-        if (recovered) return { ok: true, data: recovered.connection, id: recovered.socketId, pid: auth.pid };
+      const transport = handshake.query.transport === "polling" ? "polling" : "websocket";
+      const claimed = recovery && isPid(auth.pid);
+      if (claimed) {
+        const recovered = await recover(auth.pid as string, auth.offset, sid, identity, only, transport);
+        if (recovered) return { ok: true, data: recovered.connection, id: recovered.socketId, pid: auth.pid as string };
       }
       const socketId = randomId();
       const who = { sid, socketId, subject: identity?.username ?? null };
-      if (!recovery) return { ok: true, data: connection(who, identity, undefined, only), id: socketId };
+      if (!recovery) return { ok: true, data: connection(who, identity, undefined, only, transport), id: socketId };
       const pid = newPid();
-      return { ok: true, data: connection(who, identity, await recordFor(pid), only), id: socketId, pid };
+      const fresh = connection(who, identity, await recordFor(pid), only, transport);
+      if (claimed) fresh.rooms.usage.recordCalls++; // the claim that found nothing to take back
+      return { ok: true, data: fresh, id: socketId, pid };
     },
 
     connected(socket) {
@@ -133,6 +147,7 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
       if (recoverable) socket.data.rooms.detach();
       else socket.data.rooms.forget();
       socket.data.chat.closeAll(socket, recoverable);
+      logUsage(socket);
     },
 
     async handOver(socket, deadline) {
@@ -140,6 +155,7 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
       targetable(socket, false, config);
       chat.settle(socket);
       const positions = await rooms.handOver(deadline);
+      logUsage(socket);
       const snapshot: ChatHandOver = { socketId: socket.id, subject: rooms.who.subject, rooms: positions };
       if (chat.identity) snapshot.identity = storeIdentity(chat.identity);
       if (rooms.only !== undefined) snapshot.only = rooms.only;
@@ -151,7 +167,7 @@ export function gatewayChat(env: GatewayBindings, config: Config): NamespaceHand
       const moved = snapshot as ChatHandOver;
       const identity = moved.identity && loadIdentity(moved.identity);
       const record = recovery && state.pid ? await recordFor(state.pid) : undefined;
-      const taken = connection({ sid, socketId: moved.socketId, subject: moved.subject }, identity, record, moved.only);
+      const taken = connection({ sid, socketId: moved.socketId, subject: moved.subject }, identity, record, moved.only, "websocket");
       const share = 1 / Math.max(1, moved.rooms.length);
       const links = await Promise.all(moved.rooms.map(({ key, username, position }) => taken.rooms.resume(key, username, position, share)));
       taken.unresumed = [];

@@ -3,12 +3,14 @@
  * a Worker restart cannot lose it. One small Durable Object per connection, named by the
  * SHA-256 of its pid (never the pid): the Socket.IO id, the token subject, and the rooms
  * it is in with the usernames it joined as. Written on join and leave, never per message.
- * The rooms themselves hold the rest (what was said, and who left when).
+ * The rooms themselves hold the rest (what was said, and who left when). Its bill (requests,
+ * rows written) is logged as `record_stats` (util/meter.ts).
  */
 import { DurableObject } from "cloudflare:workers";
 import { loadIdentity, type StoredIdentity } from "../chat/identity.js";
-import { configOf } from "../chat/config.js";
+import { configOf, deadPeerMs } from "../chat/config.js";
 import { decideRecovery, TAKEOVER_GRACE_MS } from "../chat/recovery.js";
+import { ObjectMeter } from "../util/meter.js";
 
 export interface RecordedRoom {
   key: string;
@@ -54,23 +56,27 @@ export class ConnectionRecord extends DurableObject<Env> {
 
   /** Claims waiting for the holder to say how its connection ended. */
   private readonly waiting = new Set<() => void>();
+  readonly meter = new ObjectMeter("record_stats", () => ({}));
 
   /** The holder's connection is in `rooms` now. A connection that was taken over by another writes nothing. */
-  async save(holder: string, socketId: string, subject: string | null, rooms: RecordedRoom[]): Promise<void> {
-    const stored = this.read();
-    if (stored && stored.holder !== holder) return;
-    const now = Date.now();
-    this.ctx.storage.kv.put(KEY, { socketId, subject, rooms, holder, detachedAt: null, savedAt: now } satisfies Stored);
-    await this.ctx.storage.setAlarm(now + ABANDONED_MS);
+  save(holder: string, socketId: string, subject: string | null, rooms: RecordedRoom[]): Promise<void> {
+    return this.meter.request("rpcs", async () => {
+      const stored = this.read();
+      if (stored && stored.holder !== holder) return;
+      this.write({ socketId, subject, rooms, holder, detachedAt: null, savedAt: Date.now() });
+      await this.keepAlarm();
+    });
   }
 
   /** The holder's connection ended at `at`: recoverable until the window passes. */
-  async detach(holder: string, at: number): Promise<void> {
-    const stored = this.read();
-    if (!stored || stored.holder !== holder) return;
-    this.ctx.storage.kv.put(KEY, { ...stored, detachedAt: at } satisfies Stored);
-    this.changed();
-    await this.ctx.storage.setAlarm(at + this.windowMs);
+  detach(holder: string, at: number): Promise<void> {
+    return this.meter.request("rpcs", async () => {
+      const stored = this.read();
+      if (!stored || stored.holder !== holder) return;
+      this.write({ ...stored, detachedAt: at });
+      this.changed();
+      await this.setAlarm(at + this.windowMs);
+    });
   }
 
   /**
@@ -83,7 +89,11 @@ export class ConnectionRecord extends DurableObject<Env> {
    * done), and a namespace disconnect is not recoverable. A half-dead connection says
    * nothing, and is taken over once the grace has passed.
    */
-  async claim(holder: string, claimant: RecordClaimant): Promise<ClaimResult> {
+  claim(holder: string, claimant: RecordClaimant): Promise<ClaimResult> {
+    return this.meter.request("rpcs", () => this.decide(holder, claimant));
+  }
+
+  private async decide(holder: string, claimant: RecordClaimant): Promise<ClaimResult> {
     let stored = this.read();
     if (stored && stored.detachedAt === null && stored.holder !== holder) {
       await this.settled(stored.holder, Date.now() + TAKEOVER_GRACE_MS);
@@ -93,32 +103,64 @@ export class ConnectionRecord extends DurableObject<Env> {
     const now = Date.now();
     const candidate = { departedAt: stored.detachedAt, subject: stored.subject, rooms: stored.rooms.map(({ key }) => key) };
     const identity = claimant.identity && loadIdentity(claimant.identity);
-    const decided = decideRecovery(candidate, { identity, only: claimant.only, offset: claimant.offset }, now, this.config);
+    const decided = decideRecovery(candidate, { identity, only: claimant.only, offset: claimant.offset }, now, {
+      RECOVERY_WINDOW_MS: this.windowMs,
+      silenceMs: deadPeerMs(this.config, "gateway"),
+    });
     if (!decided.ok) {
-      if (stored.detachedAt !== null && now - stored.detachedAt > this.windowMs) await this.forget();
+      if (stored.detachedAt !== null && now - stored.detachedAt > this.windowMs) await this.drop();
       return decided;
     }
-    this.ctx.storage.kv.put(KEY, { ...stored, holder, detachedAt: null, savedAt: now } satisfies Stored);
+    this.write({ ...stored, holder, detachedAt: null, savedAt: now });
     this.changed();
-    await this.ctx.storage.setAlarm(now + ABANDONED_MS);
+    await this.keepAlarm();
     return { ok: true, socketId: stored.socketId, rooms: stored.rooms, positions: Object.fromEntries(decided.positions) };
   }
 
   /** The connection ended for good (or its recovery failed): nothing to come back to. Only its holder may say so. */
-  async forget(holder?: string): Promise<void> {
-    const stored = this.read();
-    if (holder !== undefined && stored && stored.holder !== holder) return;
-    await this.ctx.storage.deleteAll();
-    this.changed();
+  forget(holder?: string): Promise<void> {
+    return this.meter.request("rpcs", () => this.drop(holder));
   }
 
   override async alarm(): Promise<void> {
+    await this.meter.request("alarms", async () => {
+      const stored = this.read();
+      if (!stored) return;
+      const now = Date.now();
+      const expired = stored.detachedAt !== null ? now - stored.detachedAt >= this.windowMs : now - stored.savedAt >= ABANDONED_MS;
+      if (expired) await this.drop();
+      else await this.setAlarm(stored.detachedAt !== null ? stored.detachedAt + this.windowMs : stored.savedAt + ABANDONED_MS);
+    });
+    this.meter.report("alarm");
+  }
+
+  private async drop(holder?: string): Promise<void> {
     const stored = this.read();
-    if (!stored) return;
-    const now = Date.now();
-    const expired = stored.detachedAt !== null ? now - stored.detachedAt >= this.windowMs : now - stored.savedAt >= ABANDONED_MS;
-    if (expired) await this.forget();
-    else await this.ctx.storage.setAlarm(stored.detachedAt !== null ? stored.detachedAt + this.windowMs : stored.savedAt + ABANDONED_MS);
+    if (holder !== undefined && stored && stored.holder !== holder) return;
+    if (stored) this.meter.kvWritten();
+    await this.ctx.storage.deleteAll();
+    this.changed();
+    // The record's life ends here: its line is written before the object goes.
+    this.meter.report("end");
+  }
+
+  private write(stored: Stored): void {
+    this.meter.kvWritten();
+    this.ctx.storage.kv.put(KEY, stored);
+  }
+
+  /**
+   * A live record needs some alarm (each setAlarm is a row written): the one set already
+   * serves, since the alarm looks at the record and sets the next (abandonment, a week
+   * after the last save) itself.
+   */
+  private async keepAlarm(): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) === null) await this.setAlarm(Date.now() + ABANDONED_MS);
+  }
+
+  private async setAlarm(at: number): Promise<void> {
+    this.meter.alarmSet();
+    await this.ctx.storage.setAlarm(at);
   }
 
   /** Until `holder` detached or forgot its record (or another claim took it), or `deadline`. */

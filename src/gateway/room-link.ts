@@ -30,6 +30,8 @@ export interface RoomLinkEvents {
   gap?(lost: number | undefined): void;
   /** Nothing more will come from the link: its owner can let go of it. */
   finished?(): void;
+  /** A command went down the link: an incoming WebSocket message the room is billed for. */
+  transmitted?(): void;
 }
 
 const UNREACHABLE: ErrorBody = { code: "room_unavailable", message: "the room could not be reached; join it again" };
@@ -255,6 +257,7 @@ export class RoomLink implements JoinedRoom {
     }
     try {
       ws.send(encodeCommand(command));
+      this.events.transmitted?.();
     } catch {
       this.onDropped(ws);
     }

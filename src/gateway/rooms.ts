@@ -83,6 +83,8 @@ export class GatewayRooms implements RoomAccess {
   private settling: (() => void) | undefined;
   /** The record was forgotten: the connection is ending for good. */
   private forgotten = false;
+  /** Durable Object requests this connection caused: links opened, commands down them, record calls. */
+  readonly usage = { roomFetches: 0, roomMessages: 0, recordCalls: 0 };
 
   constructor(
     private readonly rooms: DurableObjectNamespace,
@@ -230,6 +232,7 @@ export class GatewayRooms implements RoomAccess {
         this.changed();
       },
       gap: (lost) => this.gap(key, lost),
+      transmitted: () => this.usage.roomMessages++,
       finished: () => {
         this.tracked.delete(link);
         this.changed();
@@ -339,6 +342,7 @@ export class GatewayRooms implements RoomAccess {
   private write(change: (record: RecordStub) => Promise<void>): Promise<void> | undefined {
     const record = this.record;
     if (!record || this.moved || this.forgotten) return undefined;
+    this.usage.recordCalls++;
     return change(record).catch((error) => log("handler_error", { sid: this.who.sid, socketId: this.who.socketId, where: "recovery record", error: String(error) }));
   }
 
@@ -347,6 +351,7 @@ export class GatewayRooms implements RoomAccess {
     const { sid, socketId } = this.who;
     return async (resume) => {
       const stub = this.rooms.getByName(roomName(key));
+      this.usage.roomFetches++;
       const who = resume === undefined ? { sid, socketId, username } : { sid, socketId, username, resume, budget: budget.bytes };
       const pending = stub.fetch(linkUrl(key, who), { headers: { Upgrade: "websocket" } });
       const response = await settleBy(pending, Date.now() + LINK_OPEN_TIMEOUT_MS);

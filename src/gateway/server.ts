@@ -83,6 +83,7 @@ export class EngineServer {
     // Newer compatibility dates default to "blob", as browsers do; attachments are handled as bytes.
     server.binaryType = "arraybuffer";
     const engine = new EngineSession({ sid: randomId(), openedAt: Date.now() }, webSocketTransport(server), options, new TimerHeartbeat());
+    engine.traffic.requests = 1;
     this.app.open(engine, handshakeOf(request, url));
     server.addEventListener("message", (event) => engine.receive(event.data as string | ArrayBuffer));
     server.addEventListener("close", (event) => engine.lost("transport close", event.code));

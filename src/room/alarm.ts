@@ -1,13 +1,19 @@
 /**
  * One alarm, many deadlines: typing expiry, presence grace, log pruning, the direct
  * heartbeat. Each part says when it next needs to run; the alarm is moved only when
- * something needs it sooner, so a busy room does not rewrite it per event.
+ * something needs it sooner, so a busy room does not rewrite it per event (each setAlarm
+ * is billed as a row written).
  */
+import type { ObjectMeter } from "../util/meter.js";
+
 export class Alarm {
   /** What storage holds: null when no alarm is set. */
   private scheduled: number | null = null;
 
-  constructor(private readonly storage: DurableObjectStorage) {}
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly meter: ObjectMeter,
+  ) {}
 
   /** Reads the alarm set before the object last slept (in the constructor's blockConcurrencyWhile). */
   async load(): Promise<void> {
@@ -18,6 +24,7 @@ export class Alarm {
   wake(at: number | undefined): void {
     if (at === undefined || (this.scheduled !== null && this.scheduled <= at)) return;
     this.scheduled = at;
+    this.meter.alarmSet();
     void this.storage.setAlarm(at);
   }
 

@@ -5,6 +5,7 @@
  * and its token subject) and where it joined, so a replay never reaches back before the
  * join. With a window of 0 nothing is stored.
  */
+import type { Sql } from "../util/meter.js";
 
 export interface ConnectionRow {
   socketId: string;
@@ -34,7 +35,7 @@ export class Connections {
   private earliestDeparture: number | undefined;
 
   constructor(
-    private readonly sql: SqlStorage,
+    private readonly sql: Sql,
     private readonly windowMs: number,
   ) {
     if (!this.keeps) return;

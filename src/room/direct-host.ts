@@ -6,7 +6,7 @@
  * decided here, at CONNECT, by the one recovery decision both paths use.
  */
 import { ChatSession, refuse, roomMismatch, type JoinedRoom } from "../chat/chat.js";
-import { engineOptions, type Config } from "../chat/config.js";
+import { deadPeerMs, directEngineOptions, type Config } from "../chat/config.js";
 import { CHAT_NAMESPACE, ClientEvent, roomName, type ErrorBody } from "../chat/events.js";
 import { identityAtConnect, loadIdentity, storeIdentity, type Identity, type StoredIdentity } from "../chat/identity.js";
 import { LinkClose, type LinkCommand } from "../chat/link.js";
@@ -54,7 +54,7 @@ export class DirectHost {
     private readonly timers: RoomTimers,
     alarms: Alarm,
   ) {
-    this.sessions = new DirectSessions(ctx, engineOptions(config), new Namespaces().of(CHAT_NAMESPACE, this.chat()), {
+    this.sessions = new DirectSessions(ctx, directEngineOptions(config), new Namespaces().of(CHAT_NAMESPACE, this.chat()), {
       wake: (at) => alarms.wake(at),
     });
   }
@@ -210,7 +210,8 @@ export class DirectHost {
     const row = this.connections.findByPid(hash, now);
     if (!row) return undefined;
     const candidate = { departedAt: row.departedAt, subject: row.subject, rooms: row.username === null ? [] : [this.key] };
-    const decided = decideRecovery(candidate, { identity, only: this.key, offset }, now, this.config);
+    const timing = { RECOVERY_WINDOW_MS: this.config.RECOVERY_WINDOW_MS, silenceMs: deadPeerMs(this.config, "direct") };
+    const decided = decideRecovery(candidate, { identity, only: this.key, offset }, now, timing);
     if (!decided.ok) {
       log("not_recovered", { sid: direct.engine.sid, pr: this.key, why: decided.why });
       return undefined;

@@ -10,6 +10,7 @@
  * count: a resend whose first send was pruned by count must still get its first answer, not
  * a second broadcast. They are a few short rows per message, bounded by the rate limit.
  */
+import type { Sql } from "../util/meter.js";
 
 export interface LogEntry {
   seq: number;
@@ -32,11 +33,9 @@ export class RoomLog {
   private head: number;
   /** The oldest entry kept, when any: pruning deletes a prefix, so seqs oldest..head are all there. */
   private oldest: { seq: number; at: number } | undefined;
-  /** Rows written to storage, for the bench's rows-per-message figure. */
-  rowsWritten = 0;
 
   constructor(
-    private readonly sql: SqlStorage,
+    private readonly sql: Sql,
     private readonly limits: LogLimits,
   ) {
     sql.exec(`CREATE TABLE IF NOT EXISTS log (
@@ -69,14 +68,12 @@ export class RoomLog {
   append(entry: Omit<LogEntry, "seq">, clientId?: string): number {
     const seq = ++this.head;
     if (this.keeps) {
-      const cursor = this.sql.exec(
+      this.sql.exec(
         "INSERT INTO log (seq, at, id, username, message) VALUES (?, ?, ?, ?, ?)",
         seq, entry.at, entry.id, entry.username, entry.message,
       );
-      this.rowsWritten += cursor.rowsWritten;
       if (clientId !== undefined) {
-        const sent = this.sql.exec("INSERT INTO sends (username, client_id, id, seq, at) VALUES (?, ?, ?, ?, ?)", entry.username, clientId, entry.id, seq, entry.at);
-        this.rowsWritten += sent.rowsWritten;
+        this.sql.exec("INSERT INTO sends (username, client_id, id, seq, at) VALUES (?, ?, ?, ?, ?)", entry.username, clientId, entry.id, seq, entry.at);
       }
       this.oldest ??= { seq, at: entry.at };
     } else {
@@ -129,9 +126,9 @@ export class RoomLog {
       byAge,
     );
     // Client ids go by age only (see the top of this file).
-    this.rowsWritten += this.sql.exec("DELETE FROM sends WHERE at < ?", byAge).rowsWritten;
-    if (cursor.rowsWritten === 0) return;
-    this.rowsWritten += cursor.rowsWritten;
+    const deleted = cursor.rowsWritten;
+    this.sql.exec("DELETE FROM sends WHERE at < ?", byAge);
+    if (deleted === 0) return;
     // The counter must outlive the entries that carried it.
     this.saveHead();
     const first = this.sql.exec<{ seq: number; at: number }>("SELECT seq, at FROM log ORDER BY seq LIMIT 1").toArray()[0];
@@ -145,9 +142,8 @@ export class RoomLog {
 
   private saveHead(): void {
     // An update is one row written; an upsert would count two.
-    let written = this.sql.exec("UPDATE counters SET value = ? WHERE name = 'seq'", this.head).rowsWritten;
-    if (written === 0) written = this.sql.exec("INSERT INTO counters (name, value) VALUES ('seq', ?)", this.head).rowsWritten;
-    this.rowsWritten += written;
+    const updated = this.sql.exec("UPDATE counters SET value = ? WHERE name = 'seq'", this.head).rowsWritten;
+    if (updated === 0) this.sql.exec("INSERT INTO counters (name, value) VALUES ('seq', ?)", this.head);
   }
 }
 

@@ -24,6 +24,7 @@ import { LinkClose, type LinkCommand, type LinkRefusal } from "../chat/link.js";
 import { TokenBucket } from "../chat/token-bucket.js";
 import { utf8Length } from "../session/backlog.js";
 import { log } from "../util/log.js";
+import type { ObjectMeter } from "../util/meter.js";
 import type { Alarm } from "./alarm.js";
 import type { Connections } from "./connections.js";
 import type { LogEntry, RoomLog } from "./log.js";
@@ -53,17 +54,15 @@ export interface RoomState {
   /** Typing budgets per user: many tabs of one user type as one user. */
   typingBudgets: Map<string, TokenBucket>;
   alarms: Alarm;
+  /** What the room is billed for (messages are tallied with it). */
+  meter: ObjectMeter;
 }
-
-const STATS_EVERY_MS = 10_000;
 
 export class Membership {
   /** Everyone in the room: the one fan-out set. */
   private readonly members = new Map<WebSocket, Participant>();
   /** Resumes per connection in the last minute (MAX_RESUMES_PER_MINUTE). */
   private readonly resumeBudget: ResumeBudget;
-  /** Messages and storage rows since the last `room_stats` line. */
-  private readonly stats = { messages: 0, rows: 0, loggedAt: 0 };
 
   constructor(
     private readonly room: RoomState,
@@ -269,17 +268,8 @@ export class Membership {
     const seq = roomLog.append({ at, id, username, message }, clientMessageId);
     this.broadcast(this.frameOf({ seq, at, id, username, message }));
     this.room.alarms.wake(roomLog.nextPruneAt(at));
-    this.countMessage(at);
+    this.room.meter.tally("messages");
     return { id, seq };
-  }
-
-  /** At most one `room_stats` line per STATS_EVERY_MS while messages flow: storage rows written per message, for operators and the bench. */
-  private countMessage(now: number): void {
-    this.stats.messages++;
-    if (now - this.stats.loggedAt < STATS_EVERY_MS) return;
-    const rows = this.room.log.rowsWritten;
-    log("room_stats", { pr: this.room.key, messages: this.stats.messages, rowsWritten: rows - this.stats.rows, seq: this.room.log.headSeq });
-    Object.assign(this.stats, { messages: 0, rows, loggedAt: now });
   }
 
   private frameOf(entry: LogEntry): string {

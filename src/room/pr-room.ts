@@ -6,7 +6,8 @@
  * - Membership (membership.ts): who is in, commands, the log, presence, typing, fan-out;
  * - LinkHost (link-host.ts): gateway links;
  * - DirectHost (direct-host.ts): client sockets of the direct path;
- * - the one alarm (alarm.ts) for every deadline.
+ * - the one alarm (alarm.ts) for every deadline;
+ * - the meter (util/meter.ts): every entry point is one billed request, logged as `room_stats`.
  */
 import { DurableObject } from "cloudflare:workers";
 import { configOf, type Config } from "../chat/config.js";
@@ -14,6 +15,7 @@ import { publicPullRequestId } from "../chat/events.js";
 import type { PublishRequest, PublishResult, RoomInfo } from "../chat/room-api.js";
 import type { TokenBucket } from "../chat/token-bucket.js";
 import { log } from "../util/log.js";
+import { ObjectMeter } from "../util/meter.js";
 import { Alarm, earliest } from "./alarm.js";
 import { Connections } from "./connections.js";
 import { DirectHost } from "./direct-host.js";
@@ -41,19 +43,26 @@ export class PrRoom extends DurableObject<Env> {
   private readonly membership: Membership;
   private readonly links: LinkHost;
   private readonly directs: DirectHost;
+  /** Billed units since the last `room_stats` line. */
+  readonly meter: ObjectMeter;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const config = (this.config = configOf(env));
     this.key = (ctx.id.name ?? "").replace(/^pr:/, "");
-    const sql = ctx.storage.sql;
+    const meter = (this.meter = new ObjectMeter("room_stats", () => ({
+      pr: this.key,
+      sockets: this.ctx.getWebSockets().length,
+      seq: this.log.headSeq,
+    })));
+    const sql = meter.sql(ctx.storage.sql);
     this.log = new RoomLog(sql, { windowMs: config.RECOVERY_WINDOW_MS, maxEntries: config.RECOVERY_MAX_MESSAGES });
     this.connections = new Connections(sql, config.RECOVERY_WINDOW_MS);
     this.presence = new Presence(sql, config.PRESENCE_GRACE_MS);
-    this.alarms = new Alarm(ctx.storage);
-    this.timers = new RoomTimers(this.alarms);
+    this.alarms = new Alarm(ctx.storage, meter);
+    this.timers = new RoomTimers(this.alarms, meter);
     const { key, log, connections, presence, typing, typingBudgets, alarms } = this;
-    const state = { key, pullRequestId: publicPullRequestId(key), config, log, connections, presence, typing, typingBudgets, alarms };
+    const state = { key, pullRequestId: publicPullRequestId(key), config, log, connections, presence, typing, typingBudgets, alarms, meter };
     this.membership = new Membership(state, (now) => this.scheduleNext(now));
     this.links = new LinkHost(ctx, this.membership, () => this.log.headSeq);
     this.directs = new DirectHost(ctx, key, config, this.membership, connections, this.timers, alarms);
@@ -69,7 +78,11 @@ export class PrRoom extends DurableObject<Env> {
   }
 
   /** A gateway link (`/link?…`) or a client's own socket (`/socket.io/…`, the direct path). */
-  override async fetch(request: Request): Promise<Response> {
+  override fetch(request: Request): Promise<Response> {
+    return this.meter.request("fetches", () => this.accept(request));
+  }
+
+  private accept(request: Request): Response {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
@@ -84,14 +97,18 @@ export class PrRoom extends DurableObject<Env> {
     return new Response("not found", { status: 404 });
   }
 
-  override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
-    const direct = this.directs.sessions.get(ws);
-    if (direct) return direct.engine.receive(data);
-    this.links.message(ws, data);
+  override webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    return this.meter.request("wsMessages", () => {
+      const direct = this.directs.sessions.get(ws);
+      if (direct) return direct.engine.receive(data);
+      this.links.message(ws, data);
+    });
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.gone(ws, "transport close", code);
+    // The room may sleep from here on: what it counted is written down before its memory goes.
+    if (this.membership.size === 0 && this.directs.sessions.size === 0) this.meter.report("empty");
     // Every close frame is answered, as a socket.io server does: with its code, or none for
     // a frame that had none (1005), so the client's close completes at once. A close no frame
     // carried (1006, 1015) has nobody to answer.
@@ -109,21 +126,25 @@ export class PrRoom extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.alarms.fired();
-    const now = Date.now();
-    this.directs.sessions.heartbeat(now);
-    this.membership.expire(now);
-    this.log.prune(now);
-    this.connections.prune(now);
-    this.timers.runDue(now);
-    this.scheduleNext(now);
+    await this.meter.request("alarms", () => {
+      this.alarms.fired();
+      const now = Date.now();
+      this.directs.sessions.heartbeat(now);
+      this.membership.expire(now);
+      this.log.prune(now);
+      this.connections.prune(now);
+      this.timers.runDue(now);
+      this.scheduleNext(now);
+    });
+    // Most wakes of an idle room are its alarm: a line per alarm keeps hibernation from losing counts.
+    this.meter.report("alarm");
   }
 
   // ---- RPC for the HTTP API ---------------------------------------------------------------
 
   /** Publishes a message as `username` (a backend's token subject), as a member's send would. */
-  async publish(request: PublishRequest): Promise<PublishResult> {
-    return { ok: true, ...this.membership.post(request.username, request.message, request.clientMessageId) };
+  publish(request: PublishRequest): Promise<PublishResult> {
+    return this.meter.request("rpcs", () => ({ ok: true, ...this.membership.post(request.username, request.message, request.clientMessageId) }));
   }
 
   /** Fault injection (FAULT_INJECTION=on only): "restart" resets the object as a crash would. */
@@ -134,9 +155,11 @@ export class PrRoom extends DurableObject<Env> {
   }
 
   /** Who is here now. */
-  async info(): Promise<RoomInfo> {
-    const users = this.presence.list();
-    return { pullRequestId: publicPullRequestId(this.key), members: users.length, users };
+  info(): Promise<RoomInfo> {
+    return this.meter.request("rpcs", () => {
+      const users = this.presence.list();
+      return { pullRequestId: publicPullRequestId(this.key), members: users.length, users };
+    });
   }
 
   // ---- wiring -------------------------------------------------------------------------------

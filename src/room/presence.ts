@@ -7,6 +7,8 @@
  * hibernation and restarts; live connection counts are rebuilt from the sockets.
  * Joins and departures cost O(1); nothing here runs per message.
  */
+import type { Sql } from "../util/meter.js";
+
 export class Presence {
   /** Live connections in the room per username. */
   private readonly live = new Map<string, number>();
@@ -14,7 +16,7 @@ export class Presence {
   private readonly users = new Map<string, number | null>();
 
   constructor(
-    private readonly sql: SqlStorage,
+    private readonly sql: Sql,
     private readonly graceMs: number,
   ) {
     sql.exec("CREATE TABLE IF NOT EXISTS presence (username TEXT PRIMARY KEY, leaving_since INTEGER)");

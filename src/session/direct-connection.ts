@@ -113,14 +113,22 @@ export class DirectConnection<App = unknown> {
     return this.engine.closed;
   }
 
-  /** The heartbeat round: judged, then pinged unless its last heartbeat ping is still out. */
+  /**
+   * The heartbeat round: judged, then pinged unless its last heartbeat ping is still out.
+   * When it was pinged goes in the attachment (free), so that the round after a hibernation
+   * still judges it, with nothing written to storage.
+   */
   beat(now: number): void {
     if (this.judge(now)) return;
     const deadline = this.connectDeadline();
     if (deadline !== undefined && now >= deadline) {
       return this.engine.close("server namespace disconnect", CloseCode.normal, "connect timeout");
     }
-    if (!this.heartbeatPing) this.heartbeatPing = this.engine.ping(true);
+    if (this.heartbeatPing) return;
+    this.heartbeatPing = this.engine.ping(true);
+    if (!this.heartbeatPing) return;
+    this.engine.state.pingedAt = this.heartbeatPing.at;
+    this.save();
   }
 
   /** When a socket with no namespace is closed (CONNECT_TIMEOUT_MS after it opened); undefined while it has one. */

@@ -2,19 +2,23 @@
  * Client sockets held by a Durable Object with the hibernation API (the direct path):
  * the shared Engine.IO / Socket.IO session runs on each, its state in the socket's
  * attachment. The object's one alarm drives the heartbeat: a round pings every socket each
- * pingInterval, and the pings of a round are judged pingTimeout after it. While no probe is
- * out, the runtime answers pongs without waking the object (`setWebSocketAutoResponse`) and
- * liveness is read from the auto-response timestamps. Any object can host sessions this
- * way: a room, or a protocol fixture.
+ * pingInterval, and judges the pings of the round before (a socket that left its ping
+ * unanswered for pingTimeout is closed). One alarm invocation per round, and it writes
+ * nothing but the next alarm: when each socket was pinged rides in its attachment, which
+ * is kept in memory across hibernation, not in storage. While no probe is out, the runtime
+ * answers pongs without waking the object (`setWebSocketAutoResponse`) and liveness is
+ * read from the auto-response timestamps. Any object can host sessions this way: a room,
+ * or a protocol fixture.
  *
  * Matching pongs to pings. Engine.IO pongs carry nothing: the n-th pong answers the n-th
  * ping, so proof of reading needs every pong counted. The auto-response cannot count: the
  * runtime only keeps the time of the last pong it answered, per socket, and it answers
  * pongs nobody asked for too; it is also set per object, not per socket. So:
  * - While no socket has a probe out, each socket has at most one ping out (the round's),
- *   and a pong seen by its timestamp answers it if it came after it. Pongs that came with
- *   no ping out are seen (at least one per look: the alarm looks twice per interval) and
- *   counted as pongs nobody asked for, across hibernation.
+ *   and a pong seen by its timestamp answers it if it came after it and within
+ *   pingTimeout. The alarm looks once per round, so it sees the last pong of the round:
+ *   one that came later than that answers nothing (it came unasked, or too late), leaves
+ *   the ping unanswered, and the socket is closed for it.
  * - Before any probe goes out, the object turns the auto-response off, having taken in the
  *   timestamps first; until no probe is out anywhere, every pong reaches the session as a
  *   message and is matched exactly, as on the gateway. That is sound because the runtime
@@ -33,7 +37,6 @@ import { CloseCode, type EngineOptions } from "./types.js";
 
 
 export const DIRECT_TAG = "direct";
-const LAST_PING = "direct:lastPingAt";
 
 /**
  * Sockets one object holds that have not CONNECTed to a namespace yet. A client CONNECTs
@@ -67,10 +70,12 @@ export interface DirectSessionsSettings {
 export class DirectSessions<App = unknown> {
   private readonly byWs = new Map<WebSocket, DirectConnection<App>>();
   private readonly bySid = new Map<string, DirectConnection<App>>();
-  /** When the last round pinged (kept in storage: a dead client is judged across hibernation). */
-  private lastPingAt: number;
-  /** The last round's pings are still to be judged (at lastPingAt + pingTimeout). */
-  private judgeDue = false;
+  /**
+   * When the last round pinged; undefined while no socket is here. After hibernation, the
+   * earliest of each socket's last ping (or its open, if no round has pinged it yet): the
+   * next round then comes within pingInterval of it, as the client's own timer expects.
+   */
+  private lastPingAt: number | undefined;
   /** Sockets with no namespace yet: capped, and closed at their connect deadline. */
   private readonly pending = new Set<DirectConnection<App>>();
   /** Sockets with a probe out: while there is one, pongs come to the object as messages. */
@@ -89,7 +94,6 @@ export class DirectSessions<App = unknown> {
     private readonly namespaces: NamespaceRegistry,
     private readonly settings: DirectSessionsSettings,
   ) {
-    this.lastPingAt = ctx.storage.kv.get<number>(LAST_PING) ?? 0;
     this.maxPending = settings.maxPending ?? MAX_PENDING_DIRECT;
     // Pongs are answered by the runtime, so idle sockets never wake the object.
     this.pongPair = new WebSocketRequestResponsePair("3", "6");
@@ -138,6 +142,7 @@ export class DirectSessions<App = unknown> {
     this.ctx.acceptWebSocket(server, [DIRECT_TAG]);
     const attachment: DirectAttachment<App> = { kind: "direct", engine: { sid: randomId(), openedAt: Date.now() }, sockets: {} };
     server.serializeAttachment(attachment);
+    this.lastPingAt ??= attachment.engine.openedAt;
     const direct = this.add(server, attachment);
     this.pending.add(direct);
     direct.engine.open();
@@ -152,11 +157,10 @@ export class DirectSessions<App = unknown> {
     const direct = this.add(ws, attachment);
     direct.layer.restore(attachment.sockets);
     if (direct.connectDeadline() !== undefined) this.pending.add(direct);
-    // The last round pinged it unless it is younger; a pong the runtime answered since was the answer.
-    if (attachment.engine.openedAt < this.lastPingAt && direct.lastPongAt < this.lastPingAt) {
-      direct.heartbeatPing = direct.engine.restorePing(this.lastPingAt);
-      this.judgeDue = true;
-    }
+    // A round pinged it unless it is younger than the last; a pong the runtime answered since was the answer.
+    const { pingedAt, openedAt } = attachment.engine;
+    if (pingedAt !== undefined && direct.lastPongAt < pingedAt) direct.heartbeatPing = direct.engine.restorePing(pingedAt);
+    this.lastPingAt = Math.min(this.lastPingAt ?? Infinity, pingedAt ?? openedAt);
     return direct;
   }
 
@@ -176,14 +180,13 @@ export class DirectSessions<App = unknown> {
   }
 
   /**
-   * When the alarm must next fire, if any socket needs it: the next round, the judging of
-   * the last round's pings (pingTimeout after it), the earliest CONNECT deadline and the
-   * earliest slow-reader deadline.
+   * When the alarm must next fire, if any socket needs it: the next round (which judges the
+   * last one's pings), the earliest CONNECT deadline and the earliest slow-reader deadline.
+   * No socket, no alarm.
    */
   nextHeartbeatAt(now: number): number | undefined {
     if (this.byWs.size === 0) return undefined;
-    let next = this.lastPingAt + this.options.pingInterval;
-    if (this.judgeDue) next = Math.min(next, this.lastPingAt + this.options.pingTimeout);
+    let next = (this.lastPingAt ?? now) + this.options.pingInterval;
     for (const direct of this.pending) {
       const deadline = direct.connectDeadline();
       if (deadline === undefined) this.pending.delete(direct);
@@ -198,26 +201,21 @@ export class DirectSessions<App = unknown> {
   }
 
   /**
-   * What is due at `now` (the alarm fired): the last round's pings judged, sockets past
-   * their CONNECT deadline closed, slow readers looked at, and the next round if due.
+   * What is due at `now` (the alarm fired): sockets past their CONNECT deadline closed, slow
+   * readers looked at, and the round if due (each socket judged on the last round's ping,
+   * then pinged).
    */
   heartbeat(now: number): void {
     if (this.byWs.size === 0) return;
-    if (this.judgeDue && now >= this.lastPingAt + this.options.pingTimeout) {
-      this.judgeDue = false;
-      for (const direct of [...this.byWs.values()]) direct.judge(now);
-    }
     for (const direct of [...this.pending]) {
       const deadline = direct.connectDeadline();
       if (deadline === undefined) this.pending.delete(direct);
       else if (now >= deadline) direct.engine.close("server namespace disconnect", CloseCode.normal, "connect timeout");
     }
     for (const direct of [...this.behind]) this.lookAtSlowReader(direct, now);
-    if (now < this.lastPingAt + this.options.pingInterval) return;
+    if (now < (this.lastPingAt ?? now) + this.options.pingInterval) return;
     for (const direct of [...this.byWs.values()]) direct.beat(now);
     this.lastPingAt = now;
-    this.judgeDue = true;
-    this.ctx.storage.kv.put(LAST_PING, now);
   }
 
   /**
@@ -277,6 +275,7 @@ export class DirectSessions<App = unknown> {
 
   private remove(direct: DirectConnection<App>): void {
     this.byWs.delete(direct.ws);
+    if (this.byWs.size === 0) this.lastPingAt = undefined;
     this.bySid.delete(direct.engine.sid);
     this.pending.delete(direct);
     this.behind.delete(direct);

@@ -19,6 +19,8 @@ export interface EngineState {
    * sleeps (a room hibernating between its alarm rounds) still counts a slow flood.
    */
   strayPongs?: number;
+  /** When a host whose heartbeat sleeps between rounds (a room's alarm) last pinged it. */
+  pingedAt?: number;
 }
 
 /** Where frames go: a WebSocket, or a polling queue. */
@@ -70,9 +72,18 @@ export interface Heartbeat {
  */
 const MAX_UNSOLICITED_PONGS = 3;
 
+/** What a session carried: the units a Worker holding it is billed by (requests; CPU follows the frames). */
+export interface Traffic {
+  /** HTTP requests that served it (the WebSocket upgrade, or each polling request). */
+  requests: number;
+  framesIn: number;
+  framesOut: number;
+}
+
 export class EngineSession {
   closed = false;
   app: EngineApplication | undefined;
+  readonly traffic: Traffic = { requests: 0, framesIn: 0, framesOut: 0 };
   private readonly backlog: Backlog;
   /** The slow-reader deadline the heartbeat was last told of. */
   private toldDeadline: number | undefined;
@@ -120,6 +131,7 @@ export class EngineSession {
   /** Handles one frame from the client. */
   receive(frame: Frame): void {
     if (this.closed) return;
+    this.traffic.framesIn++;
     if (exceedsPayload(frame, this.options.maxPayload)) {
       return this.close("payload too large", CloseCode.tooBig, "payload too large");
     }
@@ -152,6 +164,7 @@ export class EngineSession {
     } catch {
       return this.close("transport error");
     }
+    this.traffic.framesOut++;
     if (this.options.maxBacklog === 0) return;
     this.follow(this.backlog.sentBytes(bytes ?? frameBytes(frame), Date.now()));
   }
@@ -170,6 +183,7 @@ export class EngineSession {
       this.close("transport error");
       return undefined;
     }
+    this.traffic.framesOut++;
     const ping = this.backlog.pinged(Date.now(), heartbeat);
     this.heartbeat?.pinged?.(ping);
     return ping;
@@ -177,13 +191,16 @@ export class EngineSession {
 
   /**
    * The runtime answered a pong for us at `at` (a room's auto-response, seen by its
-   * timestamp): it answers the oldest unanswered ping if that went out before it; a pong
-   * with no ping before it was asked for by nobody.
+   * timestamp): it answers the oldest unanswered ping if that went out before it, within
+   * pingTimeout. Any other was asked for by nobody: none was out, or it came too late to
+   * answer one (a client that answers in time never sends it; one that pongs unasked shows
+   * up this way when only the last pong of a round is seen).
    */
   pongSeen(at: number): void {
     if (this.closed) return;
     const oldest = this.backlog.outstanding[0];
-    this.answered(oldest !== undefined && oldest.at <= at ? this.backlog.ponged(Date.now()) : undefined);
+    const answers = oldest !== undefined && oldest.at <= at && at - oldest.at <= this.options.pingTimeout;
+    this.answered(answers ? this.backlog.ponged(Date.now()) : undefined);
   }
 
   /**

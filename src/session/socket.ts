@@ -3,12 +3,15 @@
  * It knows Socket.IO packets, not rooms; frames go out through its session.
  */
 import { SocketPacketType, type SocketPacket } from "../protocol/socketio.js";
+import type { Traffic } from "./engine.js";
 import type { DisconnectReason, Frame } from "./types.js";
 
 /** The slice of the Socket.IO layer a socket may use. */
 export interface SocketTransport {
   /** The Engine.IO session id, for logs. */
   readonly sid: string;
+  /** What the session carried so far. */
+  readonly traffic: Traffic;
   sendFrame(frame: Frame, bytes?: number): void;
   sendPacket(packet: SocketPacket): void;
   /** Ends the namespace connection from the server side (sends DISCONNECT). */
@@ -55,6 +58,11 @@ export class Socket<Data = unknown> {
   /** The Engine.IO session id. */
   get sid(): string {
     return this.transport.sid;
+  }
+
+  /** What the connection's session carried so far (frames both ways, requests). */
+  get traffic(): Traffic {
+    return this.transport.traffic;
   }
 
   /** Emits an event; a trailing function asks the client for an ack. */

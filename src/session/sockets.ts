@@ -12,7 +12,7 @@ import {
   SocketPacketType,
   type SocketPacket,
 } from "../protocol/socketio.js";
-import type { EngineApplication, EngineSession } from "./engine.js";
+import type { EngineApplication, EngineSession, Traffic } from "./engine.js";
 import { settleBy } from "../util/deadline.js";
 import { randomId } from "../util/ids.js";
 import type { NamespaceRegistry } from "./namespaces.js";
@@ -52,6 +52,10 @@ export class SocketLayer implements EngineApplication, SocketTransport {
 
   get sid(): string {
     return this.engine.sid;
+  }
+
+  get traffic(): Traffic {
+    return this.engine.traffic;
   }
 
   /** The Socket.IO ids of this session (one per connected namespace), for the session's log lines. */

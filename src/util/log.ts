@@ -24,6 +24,9 @@ export type LogEvent =
   | "messages_lost"
   | "fault"
   | "room_stats"
+  | "record_stats"
+  | "polling_stats"
+  | "connection_stats"
   | "handler_error"
   | "config_error"
   | "misconfigured";

@@ -82,7 +82,7 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
       // next missed pong, so the heartbeat (2 s + 2 s) fits in the window, as the defaults do,
       // and the window (8 s) outlasts socket.io-client's reconnection backoff (up to 5 s).
       serveWorker({
-        vars: { TYPING_TIMEOUT_MS: "15000", PRESENCE_GRACE_MS: "500", RECOVERY_WINDOW_MS: "8000", PING_INTERVAL_MS: "2000", PING_TIMEOUT_MS: "2000" },
+        vars: { TYPING_TIMEOUT_MS: "15000", PRESENCE_GRACE_MS: "500", RECOVERY_WINDOW_MS: "8000", PING_INTERVAL_MS: "2000", DIRECT_PING_INTERVAL_MS: "2000", PING_TIMEOUT_MS: "2000" },
       }),
       chromium.launch({
         executablePath: CHROMIUM,

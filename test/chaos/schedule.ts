@@ -478,6 +478,7 @@ export function serverVars(auth: boolean, smallLog = false): Record<string, stri
     // Dead peers noticed within ~2 s.
     PING_INTERVAL_MS: "1000",
     PING_TIMEOUT_MS: "1000",
+    DIRECT_PING_INTERVAL_MS: "1000",
     // Long enough that every schedule's reconnects are inside it, and nothing falls out of the logs.
     RECOVERY_WINDOW_MS: "600000",
     RECOVERY_MAX_MESSAGES: smallLog ? String(SMALL_LOG) : "100000",

@@ -18,7 +18,7 @@ const freshPr = () => 9000 + nextPr++;
 
 beforeAll(async () => {
   worker = await serveWorker({
-    vars: { PING_INTERVAL_MS: String(PING_INTERVAL_MS), PING_TIMEOUT_MS: String(PING_TIMEOUT_MS), MAX_PAYLOAD_BYTES: "4096" },
+    vars: { PING_INTERVAL_MS: String(PING_INTERVAL_MS), DIRECT_PING_INTERVAL_MS: String(PING_INTERVAL_MS), PING_TIMEOUT_MS: String(PING_TIMEOUT_MS), MAX_PAYLOAD_BYTES: "4096" },
   });
 });
 afterAll(async () => {

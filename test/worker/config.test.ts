@@ -7,6 +7,7 @@ describe("configuration", () => {
     expect(parseConfig({})).toEqual({
       PING_INTERVAL_MS: 25000,
       PING_TIMEOUT_MS: 20000,
+      DIRECT_PING_INTERVAL_MS: 45000,
       MAX_PAYLOAD_BYTES: 65536,
       CONNECT_TIMEOUT_MS: 45000,
       TYPING_TIMEOUT_MS: 5000,

@@ -18,6 +18,7 @@ import { LinkClose } from "../../src/chat/link.js";
 import type { Alarm } from "../../src/room/alarm.js";
 import type { PrRoom } from "../../src/room/pr-room.js";
 import { RoomTimers } from "../../src/room/timers.js";
+import { ObjectMeter } from "../../src/util/meter.js";
 import { never, until } from "../shared/until.js";
 import { call, connectWith, member, nextMessage, openRaw, PATHS, type RawClient } from "./raw-client.js";
 
@@ -435,14 +436,14 @@ describe("a direct connection with a bad pullRequestId", () => {
 describe("the room's in-memory deadlines", () => {
   it("a short one (an event held for its join) runs on a timer, which keeps the room from hibernating until then", async () => {
     // An alarm that never fires: only the timer can run it.
-    const timers = new RoomTimers({ wake() {} } as unknown as Alarm);
+    const timers = new RoomTimers({ wake() {} } as unknown as Alarm, new ObjectMeter("room_stats", () => ({})));
     let ran = false;
     timers.after(50, () => (ran = true));
     await until(() => ran, 1000, "the held event's deadline");
   });
 
   it("a long one (a token's expiry) leaves the room free to hibernate: the alarm runs it, and the room sets it again on waking", async () => {
-    const timers = new RoomTimers({ wake() {} } as unknown as Alarm);
+    const timers = new RoomTimers({ wake() {} } as unknown as Alarm, new ObjectMeter("room_stats", () => ({})));
     let ran = false;
     timers.after(60_000, () => (ran = true));
     expect(timers.next()).toBeGreaterThan(Date.now());

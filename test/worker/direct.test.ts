@@ -58,7 +58,7 @@ describe("the direct path", () => {
     client.close();
   });
 
-  it("drops a client that stops answering within pingInterval + pingTimeout of the ping it left unanswered", async () => {
+  it("drops a client that stops answering at the next round after the ping it left unanswered", async () => {
     const pr = freshPr();
     const bob = await member(direct, pr, "bob");
     const ghost = await member(direct, pr, "ghost");
@@ -68,7 +68,8 @@ describe("the direct path", () => {
       if ((await ghost.next({ timeoutMs: 2000 })) === "2") pingedAt = Date.now();
     }
     const closed = await ghost.waitClosed(3000);
-    expect(Date.now() - pingedAt).toBeLessThanOrEqual(PING_INTERVAL + PING_TIMEOUT + 150);
+    expect(Date.now() - pingedAt).toBeGreaterThanOrEqual(PING_TIMEOUT);
+    expect(Date.now() - pingedAt).toBeLessThanOrEqual(PING_INTERVAL + 150);
     expect(closed.reason).toContain("ping timeout");
     // The room noticed: bob hears the ghost leave after the grace, and is still connected.
     const [, left] = await bob.nextEvent("pr-room-user-left", 3000);

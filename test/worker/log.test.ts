@@ -5,6 +5,7 @@
 import { env } from "cloudflare:workers";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { ObjectMeter } from "../../src/util/meter.js";
 import { RoomLog } from "../../src/room/log.js";
 import type { PrRoom } from "../../src/room/pr-room.js";
 import { call, member, PATHS } from "./raw-client.js";
@@ -82,11 +83,14 @@ describe("RoomLog", () => {
 
   it("writes one row per message (plus the index row when a client id is given)", async () => {
     const pr = freshPr();
-    const rows = await withLog(pr, { windowMs: 60_000, maxEntries: 100 }, (log) => {
+    const rows = await runInDurableObject(room(pr), (_: PrRoom, state) => {
+      const meter = new ObjectMeter("room_stats", () => ({}));
+      const log = new RoomLog(meter.sql(state.storage.sql), { windowMs: 60_000, maxEntries: 100 });
+      const before = meter.total.sqlRowsWritten;
       log.append(entry(Date.now(), 1));
-      const plain = log.rowsWritten;
+      const plain = meter.total.sqlRowsWritten - before;
       log.append(entry(Date.now(), 2), "cid");
-      return [plain, log.rowsWritten - plain];
+      return [plain, meter.total.sqlRowsWritten - before - plain];
     });
     expect(rows).toEqual([1, 2]);
   });

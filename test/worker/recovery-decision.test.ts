@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Identity } from "../../src/chat/identity.js";
 import { decideRecovery, type Candidate } from "../../src/chat/recovery.js";
 
-const timing = { RECOVERY_WINDOW_MS: 120_000, PING_INTERVAL_MS: 25_000, PING_TIMEOUT_MS: 20_000 };
+const timing = { RECOVERY_WINDOW_MS: 120_000, silenceMs: 45_000 };
 const now = 1_000_000;
 const alice: Identity = { username: "alice", expiresAt: now + 60_000, scopes: new Set(["chat"]) };
 const went: Candidate = { departedAt: now - 1_000, subject: "alice", rooms: ["1", "2"] };

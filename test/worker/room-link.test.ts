@@ -247,7 +247,7 @@ describe("overflow of the link queue", () => {
 
     // The chat turns a refused command into room_unavailable for that event, and only that one.
     const sent: SocketPacket[] = [];
-    const transport = { sid: "s", sendFrame() {}, sendPacket: (packet: SocketPacket) => void sent.push(packet), leaveNamespace() {} };
+    const transport = { sid: "s", traffic: { requests: 0, framesIn: 0, framesOut: 0 }, sendFrame() {}, sendPacket: (packet: SocketPacket) => void sent.push(packet), leaveNamespace() {} };
     const chat = new ChatSession(parseConfig({ RATE_LIMIT_PER_SECOND: "1000", RATE_LIMIT_BURST: "1000" }), { join: () => link }, timerScheduler);
     const socket = new Socket({ id: "x" }, "/", {}, transport, chat);
     chat.event(socket, "join-pr-room", [{ pullRequestId: 1, username: "alice" }], undefined);

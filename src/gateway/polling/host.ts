@@ -74,6 +74,8 @@ export class PollingHost {
     readonly sid: string,
     private readonly options: EngineOptions,
     private readonly server: EngineServerApp,
+    /** The session opened here, and later ended or moved: the object cannot hibernate in between. */
+    private readonly lifetime: { opened(): void; ended(): void } = { opened() {}, ended() {} },
   ) {}
 
   /** A client request the Worker forwarded: the handshake (no sid), a long-poll GET, or a POST. */
@@ -88,6 +90,7 @@ export class PollingHost {
       return payloadResponse(NOOP);
     }
     if (!engine || engine.closed) return refuse(HandshakeError.UNKNOWN_SID);
+    engine.traffic.requests++;
     // A poll after the pong was due finds the session over, even if its timer has not run yet.
     if (request.method === "GET" && this.heartbeat.overdue(Date.now())) {
       engine.close("ping timeout");
@@ -145,12 +148,14 @@ export class PollingHost {
     if (engine.closed) return undefined;
     if (snapshot === undefined) {
       this.phase = "closed";
+      this.lifetime.ended();
       engine.lost("transport error");
       return undefined;
     }
     const queued = this.queue;
     this.queue = [];
     this.phase = "moved";
+    this.lifetime.ended();
     engine.moved();
     this.answerHeld(refuse(HandshakeError.BAD_REQUEST));
     return {
@@ -171,8 +176,10 @@ export class PollingHost {
     this.handshake = handshakeOf(request, url);
     const engine = new EngineSession({ sid: this.sid, openedAt: Date.now() }, this.transport(), this.options, this.heartbeat);
     this.engine = engine;
+    engine.traffic.requests = 1;
     this.app = this.server.open(engine, this.handshake);
     this.phase = "open";
+    this.lifetime.opened();
     engine.open([...this.server.upgrades]);
     log("connect", { sid: this.sid, origin: this.handshake.origin, transport: "polling" });
     return payloadResponse(this.take());
@@ -290,6 +297,7 @@ export class PollingHost {
   }
 
   private ended(): void {
+    if (this.phase !== "closed") this.lifetime.ended();
     this.phase = "closed";
     this.queue = [];
     this.clearUpgradeTimer();

@@ -130,6 +130,7 @@ class Upgrade {
     const handed = (await this.stub.handOver().catch(() => undefined)) as SessionHandOver | undefined;
     if (!handed) return this.fail("hand-over failed", CloseCode.tryAgainLater);
     const engine = new EngineSession(handed.engine, { send: (frame) => this.ws.send(frame), close: (code, reason) => this.ws.close(code, reason) }, this.options, new TimerHeartbeat());
+    engine.traffic.requests = 1;
     // Pings the client has not answered yet (some may still be in `queued`): their pongs come here.
     for (const at of handed.pings ?? []) engine.restorePing(at);
     // What the polling session had queued goes first; the application's frames come after.
