@@ -66,20 +66,38 @@ export class RoomLog {
 
   /** Numbers and records a message. With a window of 0 only the counter is saved. */
   append(entry: Omit<LogEntry, "seq">, clientId?: string): number {
-    const seq = ++this.head;
-    if (this.keeps) {
-      this.sql.exec(
-        "INSERT INTO log (seq, at, id, username, message) VALUES (?, ?, ?, ?, ?)",
-        seq, entry.at, entry.id, entry.username, entry.message,
-      );
-      if (clientId !== undefined) {
-        this.sql.exec("INSERT INTO sends (username, client_id, id, seq, at) VALUES (?, ?, ?, ?, ?)", entry.username, clientId, entry.id, seq, entry.at);
-      }
-      this.oldest ??= { seq, at: entry.at };
-    } else {
-      this.saveHead();
+    return this.appendAll([{ entry, clientId }])[0]!;
+  }
+
+  /**
+   * Numbers and records messages in one go: one statement for their rows (and one for their
+   * client ids), or one counter update with a window of 0.
+   */
+  appendAll(drafts: ReadonlyArray<{ entry: Omit<LogEntry, "seq">; clientId?: string }>): number[] {
+    const seqs = drafts.map(() => ++this.head);
+    if (!this.keeps) {
+      if (drafts.length > 0) this.saveHead();
+      return seqs;
     }
-    return seq;
+    const rows = drafts.map(({ entry }, index) => [seqs[index]!, entry.at, entry.id, entry.username, entry.message]);
+    this.insert("log (seq, at, id, username, message)", rows);
+    const sends = drafts.flatMap(({ entry, clientId }, index) => (clientId === undefined ? [] : [[entry.username, clientId, entry.id, seqs[index]!, entry.at]]));
+    this.insert("sends (username, client_id, id, seq, at)", sends);
+    if (drafts.length > 0) this.oldest ??= { seq: seqs[0]!, at: drafts[0]!.entry.at };
+    return seqs;
+  }
+
+  /**
+   * One INSERT for any number of 5-column rows: they go as one JSON array (one bound parameter;
+   * Durable Objects' SQLite takes at most 100 per statement, 20 rows' worth).
+   */
+  private insert(into: string, rows: SqlStorageValue[][]): void {
+    if (rows.length === 0) return;
+    if (rows.length === 1) {
+      this.sql.exec(`INSERT INTO ${into} VALUES (?, ?, ?, ?, ?)`, ...rows[0]!);
+      return;
+    }
+    this.sql.exec(`INSERT INTO ${into} SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)`, JSON.stringify(rows));
   }
 
   /** The first answer to a send with this client id, if it is still kept. */

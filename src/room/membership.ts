@@ -28,6 +28,7 @@ import type { ObjectMeter } from "../util/meter.js";
 import type { Alarm } from "./alarm.js";
 import type { Connections } from "./connections.js";
 import type { LogEntry, RoomLog } from "./log.js";
+import { LogWriter, type Answer } from "./log-writer.js";
 import type { Member, Participant } from "./member.js";
 import type { Presence } from "./presence.js";
 import { ResumeBudget } from "./resume-budget.js";
@@ -56,6 +57,10 @@ export interface RoomState {
   alarms: Alarm;
   /** What the room is billed for (messages are tallied with it). */
   meter: ObjectMeter;
+  /** Resolves once every storage write so far is durable. */
+  sync(): Promise<void>;
+  /** Restarts the room as a crash would (its storage failed). */
+  abort(reason: string): void;
 }
 
 export class Membership {
@@ -63,6 +68,8 @@ export class Membership {
   private readonly members = new Map<WebSocket, Participant>();
   /** Resumes per connection in the last minute (MAX_RESUMES_PER_MINUTE). */
   private readonly resumeBudget: ResumeBudget;
+  /** Messages on their way into the log: written per burst, broadcast once written. */
+  private readonly writer: LogWriter;
 
   constructor(
     private readonly room: RoomState,
@@ -70,6 +77,18 @@ export class Membership {
     private readonly schedule: (now: number) => void,
   ) {
     this.resumeBudget = new ResumeBudget(room.config.MAX_RESUMES_PER_MINUTE);
+    this.writer = new LogWriter(room.log, {
+      sync: () => room.sync(),
+      logged: (entry) => {
+        this.broadcast(this.frameOf(entry));
+        room.alarms.wake(room.log.nextPruneAt(entry.at));
+        room.meter.tally("messages");
+      },
+      failed: (error) => {
+        log("handler_error", { pr: room.key, where: "log write", error: String(error) });
+        room.abort(`log write failed: ${String(error)}`);
+      },
+    });
   }
 
   get size(): number {
@@ -237,7 +256,7 @@ export class Membership {
       case "msg":
         // A message ends its sender's typing; the attachment is written only when that changes.
         if (member.typingUntil !== 0) this.stopTyping(participant, member);
-        return answer({ ok: true, ...this.post(member.username, command.message, command.cmid) } satisfies SendAck);
+        return this.post(member.username, command.message, command.cmid, (posted) => answer({ ok: true, ...posted } satisfies SendAck));
       case "typing": {
         if (!this.typingBudget(member.username).take(Date.now())) {
           return answer(refusal("rate_limited", `${JSON.stringify(member.username)} is typing too often`));
@@ -256,20 +275,16 @@ export class Membership {
     }
   }
 
-  /** Numbers, logs and broadcasts a message; a repeated client id gets the first answer, and no broadcast. */
-  post(username: string, message: string, clientMessageId?: string): { id: string; seq: number } {
-    const roomLog = this.room.log;
+  /**
+   * Numbers, logs and broadcasts a message, then `answer`s with its id and seq (see LogWriter:
+   * possibly in a later turn); a repeated client id gets the first answer, and no broadcast.
+   */
+  post(username: string, message: string, clientMessageId: string | undefined, answer: Answer): void {
     if (clientMessageId !== undefined) {
-      const first = roomLog.byClientId(username, clientMessageId);
-      if (first) return first;
+      const first = this.room.log.byClientId(username, clientMessageId);
+      if (first) return answer(first);
     }
-    const at = Date.now();
-    const id = crypto.randomUUID();
-    const seq = roomLog.append({ at, id, username, message }, clientMessageId);
-    this.broadcast(this.frameOf({ seq, at, id, username, message }));
-    this.room.alarms.wake(roomLog.nextPruneAt(at));
-    this.room.meter.tally("messages");
-    return { id, seq };
+    this.writer.post({ username, message, clientId: clientMessageId }, answer);
   }
 
   private frameOf(entry: LogEntry): string {

@@ -62,7 +62,9 @@ export class PrRoom extends DurableObject<Env> {
     this.alarms = new Alarm(ctx.storage, meter);
     this.timers = new RoomTimers(this.alarms, meter);
     const { key, log, connections, presence, typing, typingBudgets, alarms } = this;
-    const state = { key, pullRequestId: publicPullRequestId(key), config, log, connections, presence, typing, typingBudgets, alarms, meter };
+    const sync = () => ctx.storage.sync();
+    const abort = (reason: string) => ctx.abort(reason);
+    const state = { key, pullRequestId: publicPullRequestId(key), config, log, connections, presence, typing, typingBudgets, alarms, meter, sync, abort };
     this.membership = new Membership(state, (now) => this.scheduleNext(now));
     this.links = new LinkHost(ctx, this.membership, () => this.log.headSeq);
     this.directs = new DirectHost(ctx, key, config, this.membership, connections, this.timers, alarms);
@@ -144,7 +146,10 @@ export class PrRoom extends DurableObject<Env> {
 
   /** Publishes a message as `username` (a backend's token subject), as a member's send would. */
   publish(request: PublishRequest): Promise<PublishResult> {
-    return this.meter.request("rpcs", () => ({ ok: true, ...this.membership.post(request.username, request.message, request.clientMessageId) }));
+    return this.meter.request(
+      "rpcs",
+      () => new Promise<PublishResult>((resolve) => this.membership.post(request.username, request.message, request.clientMessageId, (posted) => resolve({ ok: true, ...posted }))),
+    );
   }
 
   /** Fault injection (FAULT_INJECTION=on only): "restart" resets the object as a crash would. */

@@ -7,6 +7,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { describe, expect, it } from "vitest";
 import { ObjectMeter } from "../../src/util/meter.js";
 import { RoomLog } from "../../src/room/log.js";
+import { LogWriter } from "../../src/room/log-writer.js";
 import type { PrRoom } from "../../src/room/pr-room.js";
 import { call, member, PATHS } from "./raw-client.js";
 
@@ -158,5 +159,38 @@ describe.each(PATHS)("the room's log on the %s path", (_, queryFor) => {
     const ack = await call(alice, "send-message-to-pr-room", { pullRequestId: pr, username: "alice", message: "x", clientMessageId });
     expect(ack).toEqual({ ok: false, error: { code: "invalid_payload", message: expect.stringContaining("clientMessageId") } });
     alice.close();
+  });
+});
+
+describe("LogWriter", () => {
+  it("writes a burst in one statement once the write before it committed, and answers in order, each after its broadcast", async () => {
+    const pr = freshPr();
+    const result = await runInDurableObject(room(pr), async (_: PrRoom, state) => {
+      const statements: string[] = [];
+      const sql = { exec: (query: string, ...bindings: unknown[]) => (statements.push(query), state.storage.sql.exec(query, ...bindings)) } as unknown as SqlStorage;
+      const log = new RoomLog(sql, { windowMs: 60_000, maxEntries: 1000 });
+      statements.length = 0;
+      const events: string[] = [];
+      const writer = new LogWriter(log, {
+        sync: () => state.storage.sync(),
+        logged: (entry) => events.push(`broadcast ${entry.seq} ${entry.message}`),
+        failed: (error) => events.push(`failed ${String(error)}`),
+      });
+      const answers: number[] = [];
+      // 30 messages in one turn: the first goes at once, the other 29 wait for its commit.
+      for (let n = 1; n <= 30; n++) writer.post({ username: "alice", message: `m${n}`, clientId: n % 2 ? `c${n}` : undefined }, ({ seq }) => (answers.push(seq), events.push(`answer ${seq}`)));
+      // A resend of a waiting message gets that one's answer, and no second entry.
+      writer.post({ username: "alice", message: "m3 again", clientId: "c3" }, ({ seq }) => answers.push(-seq));
+      const firstTurn = statements.filter((query) => query.startsWith("INSERT")).length;
+      while (writer.pending > 0) await state.storage.sync();
+      const rows = state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM log").one().n;
+      return { firstTurn, inserts: statements.filter((query) => query.startsWith("INSERT")), answers, events, rows };
+    });
+    expect(result.firstTurn).toBe(2); // m1's row and its client id
+    expect(result.inserts).toHaveLength(4); // then one statement per table for the other 29
+    expect(result.rows).toBe(30);
+    expect(result.answers).toEqual([1, 2, 3, -3, ...Array.from({ length: 27 }, (_, i) => i + 4)]);
+    expect(result.events.slice(0, 4)).toEqual(["broadcast 1 m1", "answer 1", "broadcast 2 m2", "answer 2"]);
+    expect(result.events).not.toContain(expect.stringMatching(/^failed/));
   });
 });
