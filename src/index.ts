@@ -4,7 +4,7 @@
  * answers everything as gateway/misconfigured.ts says.
  */
 import { Hono } from "hono";
-import { api } from "./api/app.js";
+import { apiApp } from "./api/app.js";
 import { gatewayChat } from "./gateway/chat.js";
 import { configOf, engineOptions, type Config } from "./chat/config.js";
 import { CHAT_NAMESPACE } from "./chat/events.js";
@@ -36,7 +36,8 @@ const app = new Hono<{ Bindings: Env }>()
     await next();
   })
   .get("/healthz", (c) => c.json({ ok: true, service: "pr-rooms" }))
-  .route("/", api)
+  // The API app is built on its first request (api/app.ts); the request goes to it unchanged.
+  .mount("/api", (request, env, ctx) => apiApp().fetch(request, env, ctx), { replaceRequest: false })
   .route("/", faults)
   .all("/socket.io/*", (c) => {
     const config = configOf(c.env);

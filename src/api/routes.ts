@@ -1,14 +1,16 @@
 /**
  * The API's routes as data: path, method, security, request schemas and every answer
  * with its status. The handlers (app.ts) are typed by these, and the OpenAPI document is
- * generated from them, so the two cannot drift apart.
+ * generated from them, so the two cannot drift apart. Built on first use, with the API app
+ * (app.ts): their schemas stay off the start-up path.
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { once } from "../util/once.js";
 import { cappedBody } from "./body.js";
 import { requireScope } from "./auth.js";
 import { errorBody, type ErrorStatus } from "./errors.js";
 import { perSubjectBudget } from "./rate-limit.js";
-import { PublishBody, Published, RoomInfoBody, RoomParams } from "./schemas.js";
+import { apiSchemas } from "./schemas.js";
 
 const WHY: Record<ErrorStatus, string> = {
   400: "Invalid input: the body is not JSON (or not UTF-8), a field is missing or wrong (`invalid_payload`), or the message is longer than MAX_MESSAGE_LENGTH (`message_too_long`)",
@@ -32,49 +34,55 @@ function errors<const S extends readonly ErrorStatus[]>(...statuses: S) {
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
-export const publishMessage = createRoute({
-  method: "post",
-  path: "/pull-requests/{id}/messages",
-  operationId: "publishMessage",
-  summary: "Publish a message to a pull request's room",
-  description:
-    "Members receive it as an ordinary `pr-room-message` whose `username` is the token's `sub`. " +
-    "The same validation and limits apply as to a socket's `send-message-to-pr-room`. Requires scope `publish`.",
-  security: [{ bearerAuth: ["publish"] }],
-  middleware: [requireScope("publish"), perSubjectBudget, cappedBody] as const,
-  request: {
-    params: RoomParams,
-    // required: without it a body-less request would skip validation.
-    body: { required: true, content: { "application/json": { schema: PublishBody } } },
-  },
-  responses: {
-    201: json(Published, "Delivered to the room's members (or, for a repeated clientMessageId, the first delivery's id and seq)"),
-    ...errors(400, 401, 403, 413, 415, 429, 500, 501, 503),
-  },
-});
+export const apiRoutes = once(() => {
+  const { PublishBody, Published, RoomInfoBody, RoomParams } = apiSchemas();
 
-export const roomInfo = createRoute({
-  method: "get",
-  path: "/pull-requests/{id}",
-  operationId: "getRoom",
-  summary: "Who is in a pull request's room now",
-  description: "Distinct usernames present in the room. Requires scope `read` (or `publish`).",
-  security: [{ bearerAuth: ["read"] }],
-  middleware: [requireScope("read"), perSubjectBudget] as const,
-  request: { params: RoomParams },
-  responses: {
-    200: json(RoomInfoBody, "The room's members now"),
-    ...errors(400, 401, 403, 429, 500, 501, 503),
-  },
-});
+  const publishMessage = createRoute({
+    method: "post",
+    path: "/pull-requests/{id}/messages",
+    operationId: "publishMessage",
+    summary: "Publish a message to a pull request's room",
+    description:
+      "Members receive it as an ordinary `pr-room-message` whose `username` is the token's `sub`. " +
+      "The same validation and limits apply as to a socket's `send-message-to-pr-room`. Requires scope `publish`.",
+    security: [{ bearerAuth: ["publish"] }],
+    middleware: [requireScope("publish"), perSubjectBudget, cappedBody] as const,
+    request: {
+      params: RoomParams,
+      // required: without it a body-less request would skip validation.
+      body: { required: true, content: { "application/json": { schema: PublishBody } } },
+    },
+    responses: {
+      201: json(Published, "Delivered to the room's members (or, for a repeated clientMessageId, the first delivery's id and seq)"),
+      ...errors(400, 401, 403, 413, 415, 429, 500, 501, 503),
+    },
+  });
 
-export const openApiDocument = createRoute({
-  method: "get",
-  path: "/openapi.json",
-  operationId: "getOpenApiDocument",
-  summary: "This API's OpenAPI 3.1 document",
-  description: "Generated from the schemas that validate the requests. Needs no token, and is served even when the API is disabled.",
-  responses: {
-    200: json(z.looseObject({ openapi: z.string() }), "The OpenAPI document"),
-  },
+  const roomInfo = createRoute({
+    method: "get",
+    path: "/pull-requests/{id}",
+    operationId: "getRoom",
+    summary: "Who is in a pull request's room now",
+    description: "Distinct usernames present in the room. Requires scope `read` (or `publish`).",
+    security: [{ bearerAuth: ["read"] }],
+    middleware: [requireScope("read"), perSubjectBudget] as const,
+    request: { params: RoomParams },
+    responses: {
+      200: json(RoomInfoBody, "The room's members now"),
+      ...errors(400, 401, 403, 429, 500, 501, 503),
+    },
+  });
+
+  const openApiDocument = createRoute({
+    method: "get",
+    path: "/openapi.json",
+    operationId: "getOpenApiDocument",
+    summary: "This API's OpenAPI 3.1 document",
+    description: "Generated from the schemas that validate the requests. Needs no token, and is served even when the API is disabled.",
+    responses: {
+      200: json(z.looseObject({ openapi: z.string() }), "The OpenAPI document"),
+    },
+  });
+
+  return { publishMessage, roomInfo, openApiDocument };
 });

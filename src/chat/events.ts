@@ -1,9 +1,12 @@
 /**
  * The chat's public contract, defined once: event names, zod schemas for every
  * inbound and outbound payload and every ack, error codes. Types are inferred from the
- * schemas, here and in the typed client (`src/client.ts`).
+ * schemas, here and in the typed client (`src/client.ts`). The schemas are built on first
+ * use (`lazySchema`), mostly after a client's first frame: building them all at module scope
+ * cost every isolate's start-up about 5 ms of CPU, a tenth of it (scripts/cold-start.mjs).
  */
 import { z } from "zod";
+import { lazySchema } from "../util/lazy-schema.js";
 
 /** The namespace the chat lives on; the documented client connects to "/". */
 export const CHAT_NAMESPACE = "/";
@@ -32,18 +35,20 @@ const ID_DIGITS = /^\d{1,20}$/;
  * A positive integer or a string of decimal digits: 123 and "123" (and "0123") are
  * the same room. Parsed to the canonical digit string used in the room name.
  */
-export const PullRequestId = z
-  .union([z.number().int().positive().max(Number.MAX_SAFE_INTEGER), z.string().regex(ID_DIGITS)], {
-    error: "pullRequestId must be a positive integer or a string of decimal digits",
-  })
-  .transform((value, ctx) => {
-    const digits = String(value).replace(/^0+/, "");
-    if (digits === "") {
-      ctx.addIssue({ code: "custom", message: "pullRequestId must be positive" });
-      return z.NEVER;
-    }
-    return digits;
-  });
+export const PullRequestId = lazySchema(() =>
+  z
+    .union([z.number().int().positive().max(Number.MAX_SAFE_INTEGER), z.string().regex(ID_DIGITS)], {
+      error: "pullRequestId must be a positive integer or a string of decimal digits",
+    })
+    .transform((value, ctx) => {
+      const digits = String(value).replace(/^0+/, "");
+      if (digits === "") {
+        ctx.addIssue({ code: "custom", message: "pullRequestId must be positive" });
+        return z.NEVER;
+      }
+      return digits;
+    }),
+);
 
 /** The canonical id as clients see it in payloads: a number when it fits one exactly. */
 export function publicPullRequestId(key: string): number | string {
@@ -63,86 +68,100 @@ export function roomName(key: string): string {
 const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 
 /** A display name, NFC-normalised so that one name has one spelling. */
-export const Username = z
-  .string({ error: "username must be a string" })
-  .transform((name) => name.normalize("NFC").trim())
-  .pipe(
-    z
-      .string()
-      .min(1, { error: "username must not be empty" })
-      .max(64, { error: "username must be at most 64 characters" })
-      .refine((name) => !INVISIBLE.test(name), {
-        error: "username must not contain control, format (zero-width, bidirectional) or separator characters",
-      }),
-  );
+export const Username = lazySchema(() =>
+  z
+    .string({ error: "username must be a string" })
+    .transform((name) => name.normalize("NFC").trim())
+    .pipe(
+      z
+        .string()
+        .min(1, { error: "username must not be empty" })
+        .max(64, { error: "username must be at most 64 characters" })
+        .refine((name) => !INVISIBLE.test(name), {
+          error: "username must not contain control, format (zero-width, bidirectional) or separator characters",
+        }),
+    ),
+);
 
 /** Emptiness is checked here; the length limit is configuration (MAX_MESSAGE_LENGTH). */
-export const MessageText = z
-  .string({ error: "message must be a string" })
-  .refine((text) => text.trim().length > 0, { error: "message must not be empty or only white space" });
+export const MessageText = lazySchema(() =>
+  z
+    .string({ error: "message must be a string" })
+    .refine((text) => text.trim().length > 0, { error: "message must not be empty or only white space" }),
+);
 
 /** The sender's id for a message, so a resend (after a lost ack) is not delivered twice. */
-export const ClientMessageId = z
-  .string({ error: "clientMessageId must be a string" })
-  .min(1, { error: "clientMessageId must not be empty" })
-  .max(64, { error: "clientMessageId must be at most 64 characters" });
+export const ClientMessageId = lazySchema(() =>
+  z
+    .string({ error: "clientMessageId must be a string" })
+    .min(1, { error: "clientMessageId must not be empty" })
+    .max(64, { error: "clientMessageId must be at most 64 characters" }),
+);
 
-export const RoomRef = z.object({ pullRequestId: PullRequestId, username: Username });
-export const RoomOnly = z.object({ pullRequestId: PullRequestId });
-export const MessageIn = RoomRef.extend({ message: MessageText, clientMessageId: ClientMessageId.optional() });
+export const RoomRef = lazySchema(() => z.object({ pullRequestId: PullRequestId, username: Username }));
+export const RoomOnly = lazySchema(() => z.object({ pullRequestId: PullRequestId }));
+export const MessageIn = lazySchema(() => RoomRef.unwrap().extend({ message: MessageText, clientMessageId: ClientMessageId.optional() }));
+
 
 export type RoomRef = z.infer<typeof RoomRef>;
 export type MessageIn = z.infer<typeof MessageIn>;
 
 // ---- outbound: what clients receive ---------------------------------------------------
 
-const OutboundId = z.union([z.number(), z.string()]);
+const OutboundId = lazySchema(() => z.union([z.number(), z.string()]));
 
-export const PrRoomMessage = z.object({
-  pullRequestId: OutboundId,
-  username: z.string(),
-  message: z.string(),
-  /** Unique per message, for de-duplication and keys in UIs. */
-  id: z.string(),
-  /** The room's sequence number: 1, 2, 3, … with no gaps, never reused. */
-  seq: z.number().int().positive(),
-  /** Server time of the broadcast, milliseconds since the epoch. */
-  sentAt: z.number(),
-});
+export const PrRoomMessage = lazySchema(() =>
+  z.object({
+    pullRequestId: OutboundId,
+    username: z.string(),
+    message: z.string(),
+    /** Unique per message, for de-duplication and keys in UIs. */
+    id: z.string(),
+    /** The room's sequence number: 1, 2, 3, … with no gaps, never reused. */
+    seq: z.number().int().positive(),
+    /** Server time of the broadcast, milliseconds since the epoch. */
+    sentAt: z.number(),
+  }),
+);
 export type PrRoomMessage = z.infer<typeof PrRoomMessage>;
 
-export const TypingNotice = z.object({ pullRequestId: OutboundId, username: z.string() });
+
+export const TypingNotice = lazySchema(() => z.object({ pullRequestId: OutboundId, username: z.string() }));
 export type TypingNotice = z.infer<typeof TypingNotice>;
 
-export const PresenceNotice = z.object({ pullRequestId: OutboundId, username: z.string() });
+export const PresenceNotice = lazySchema(() => z.object({ pullRequestId: OutboundId, username: z.string() }));
 export type PresenceNotice = z.infer<typeof PresenceNotice>;
 
-export const ErrorBody = z.object({ code: ErrorCode, message: z.string() });
+export const ErrorBody = lazySchema(() => z.object({ code: ErrorCode, message: z.string() }));
 export type ErrorBody = z.infer<typeof ErrorBody>;
 
-export const PrRoomError = ErrorBody.extend({
-  event: z.string(),
-  pullRequestId: OutboundId.optional(),
-  /** With `messages_lost`: how many messages of the room the client will never get, where known. */
-  lost: z.number().int().nonnegative().optional(),
-});
+export const PrRoomError = lazySchema(() =>
+  ErrorBody.unwrap().extend({
+    event: z.string(),
+    pullRequestId: OutboundId.optional(),
+    /** With `messages_lost`: how many messages of the room the client will never get, where known. */
+    lost: z.number().int().nonnegative().optional(),
+  }),
+);
 export type PrRoomError = z.infer<typeof PrRoomError>;
 
-export const Refusal = z.object({ ok: z.literal(false), error: ErrorBody });
-export const JoinAck = z.object({
-  ok: z.literal(true),
-  pullRequestId: OutboundId,
-  /** Distinct usernames in the room now. */
-  members: z.number().int(),
-  /** Those usernames, sorted. */
-  users: z.array(z.string()),
-  /** The room's latest message `seq` (0 before the first): a client that rejoins can tell what it missed. */
-  seq: z.number().int().nonnegative(),
-});
-export const SendAck = z.object({ ok: z.literal(true), id: z.string(), seq: z.number().int().positive() });
-export const LeaveAck = z.object({ ok: z.literal(true), pullRequestId: OutboundId });
-export const TypingAck = z.object({ ok: z.literal(true) });
-export const UsersAck = z.object({ ok: z.literal(true), pullRequestId: OutboundId, users: z.array(z.string()) });
+export const Refusal = lazySchema(() => z.object({ ok: z.literal(false), error: ErrorBody }));
+export const JoinAck = lazySchema(() =>
+  z.object({
+    ok: z.literal(true),
+    pullRequestId: OutboundId,
+    /** Distinct usernames in the room now. */
+    members: z.number().int(),
+    /** Those usernames, sorted. */
+    users: z.array(z.string()),
+    /** The room's latest message `seq` (0 before the first): a client that rejoins can tell what it missed. */
+    seq: z.number().int().nonnegative(),
+  }),
+);
+export const SendAck = lazySchema(() => z.object({ ok: z.literal(true), id: z.string(), seq: z.number().int().positive() }));
+export const LeaveAck = lazySchema(() => z.object({ ok: z.literal(true), pullRequestId: OutboundId }));
+export const TypingAck = lazySchema(() => z.object({ ok: z.literal(true) }));
+export const UsersAck = lazySchema(() => z.object({ ok: z.literal(true), pullRequestId: OutboundId, users: z.array(z.string()) }));
 
 export type Refusal = z.infer<typeof Refusal>;
 export type JoinAck = z.infer<typeof JoinAck>;

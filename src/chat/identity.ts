@@ -7,6 +7,7 @@
  */
 import { verify } from "hono/jwt";
 import { z } from "zod";
+import { lazySchema } from "../util/lazy-schema.js";
 import type { Config } from "./config.js";
 import { PullRequestId, Username } from "./events.js";
 
@@ -69,34 +70,38 @@ export type TokenResult = { ok: true; identity: Identity } | { ok: false; code: 
  */
 export const MAX_TOKEN_PULL_REQUESTS = 100;
 
-/** The `scope` claim: space-separated words, every one of them known (SCOPE_GRANTS). */
-const ScopeClaim = z
-  .string()
-  .max(1000)
-  .transform((scope, ctx) => {
-    const words = scope.split(" ").filter(Boolean);
-    const unknown = words.find((word) => !isScopeWord(word));
-    if (unknown !== undefined) {
-      ctx.issues.push({ code: "custom", input: scope, message: `unknown word ${JSON.stringify(unknown)} (known: ${SCOPE_WORDS.join(", ")})` });
-      return z.NEVER;
-    }
-    return new Set(words as ScopeWord[]);
-  });
+/** The `scope` claim: space-separated words, every one of them known (SCOPE_GRANTS). Built on first use, as events.ts's. */
+const ScopeClaim = lazySchema(() =>
+  z
+    .string()
+    .max(1000)
+    .transform((scope, ctx) => {
+      const words = scope.split(" ").filter(Boolean);
+      const unknown = words.find((word) => !isScopeWord(word));
+      if (unknown !== undefined) {
+        ctx.issues.push({ code: "custom", input: scope, message: `unknown word ${JSON.stringify(unknown)} (known: ${SCOPE_WORDS.join(", ")})` });
+        return z.NEVER;
+      }
+      return new Set(words as ScopeWord[]);
+    }),
+);
 
 /** The scopes of a token without a `scope` claim: a user's token, for the chat. */
 const CHAT_ONLY: ReadonlySet<ScopeWord> = new Set(["chat"]);
 
-const Claims = z.object({
-  sub: Username,
-  exp: z.number({ error: "exp is required" }).finite(),
-  nbf: z.number().finite().optional(),
-  iat: z.number().finite().optional(),
-  prs: z
-    .array(PullRequestId)
-    .max(MAX_TOKEN_PULL_REQUESTS, { error: `lists more than ${MAX_TOKEN_PULL_REQUESTS} pull requests; a token may list at most ${MAX_TOKEN_PULL_REQUESTS}` })
-    .optional(),
-  scope: ScopeClaim.optional(),
-});
+const Claims = lazySchema(() =>
+  z.object({
+    sub: Username,
+    exp: z.number({ error: "exp is required" }).finite(),
+    nbf: z.number().finite().optional(),
+    iat: z.number().finite().optional(),
+    prs: z
+      .array(PullRequestId)
+      .max(MAX_TOKEN_PULL_REQUESTS, { error: `lists more than ${MAX_TOKEN_PULL_REQUESTS} pull requests; a token may list at most ${MAX_TOKEN_PULL_REQUESTS}` })
+      .optional(),
+    scope: ScopeClaim.optional(),
+  }),
+);
 
 type TokenSettings = Pick<Config, "AUTH_ISSUER" | "AUTH_AUDIENCE" | "CLOCK_SKEW_SECONDS">;
 

@@ -5,37 +5,43 @@
  * the link. A direct connection in the room uses the same commands, without the wire.
  */
 import { z } from "zod";
+import { lazySchema } from "../util/lazy-schema.js";
 import { ClientMessageId, ErrorCode } from "./events.js";
 
-/** The client's ack id, when it asked for one; the room answers it directly. */
-const AckId = z.number().int().nonnegative().optional();
+// The schemas are built on first use (`lazySchema`), as the chat's are (events.ts).
 
-export const LinkCommand = z.discriminatedUnion("t", [
-  /** Join (again): answers the ack with who is here. */
-  z.object({ t: z.literal("join"), ack: AckId }),
-  z.object({ t: z.literal("msg"), ack: AckId, message: z.string(), cmid: ClientMessageId.optional() }),
-  z.object({ t: z.literal("typing"), ack: AckId }),
-  z.object({ t: z.literal("stop-typing"), ack: AckId }),
-  z.object({ t: z.literal("users"), ack: AckId }),
-]);
+export const LinkCommand = lazySchema(() => {
+  /** The client's ack id, when it asked for one; the room answers it directly. */
+  const AckId = z.number().int().nonnegative().optional();
+  return z.discriminatedUnion("t", [
+    /** Join (again): answers the ack with who is here. */
+    z.object({ t: z.literal("join"), ack: AckId }),
+    z.object({ t: z.literal("msg"), ack: AckId, message: z.string(), cmid: ClientMessageId.optional() }),
+    z.object({ t: z.literal("typing"), ack: AckId }),
+    z.object({ t: z.literal("stop-typing"), ack: AckId }),
+    z.object({ t: z.literal("users"), ack: AckId }),
+  ]);
+});
 export type LinkCommand = z.infer<typeof LinkCommand>;
 
 /** Who opens the link; the room binds it to the socket as its attachment. */
-export const LinkIdentity = z.object({
-  /** The Engine.IO session id, for logs. */
-  sid: z.string().min(1).max(64),
-  /** The Socket.IO id: the member's identity in the room, kept across recovery. */
-  socketId: z.string().min(1).max(64),
-  username: z.string().min(1).max(64),
-  /**
-   * Present when the member comes back (recovery, a room restart, a polling upgrade):
-   * the last seq the client has, or "" for "since it joined". The room replays what is
-   * missing, or refuses `not_recoverable` when its log no longer reaches back.
-   */
-  resume: z.union([z.literal(""), z.string().regex(/^\d{1,15}$/)]).optional(),
-  /** With `resume`: most bytes the replay may take (a recovery shares MAX_REPLAY_BYTES among its rooms). */
-  budget: z.coerce.number().int().positive().optional(),
-});
+export const LinkIdentity = lazySchema(() =>
+  z.object({
+    /** The Engine.IO session id, for logs. */
+    sid: z.string().min(1).max(64),
+    /** The Socket.IO id: the member's identity in the room, kept across recovery. */
+    socketId: z.string().min(1).max(64),
+    username: z.string().min(1).max(64),
+    /**
+     * Present when the member comes back (recovery, a room restart, a polling upgrade):
+     * the last seq the client has, or "" for "since it joined". The room replays what is
+     * missing, or refuses `not_recoverable` when its log no longer reaches back.
+     */
+    resume: z.union([z.literal(""), z.string().regex(/^\d{1,15}$/)]).optional(),
+    /** With `resume`: most bytes the replay may take (a recovery shares MAX_REPLAY_BYTES among its rooms). */
+    budget: z.coerce.number().int().positive().optional(),
+  }),
+);
 export type LinkIdentity = z.infer<typeof LinkIdentity>;
 
 /** Close codes on the link. */
@@ -52,10 +58,12 @@ export const LinkClose = {
 export const HEAD_HEADER = "X-Head";
 
 /** The room's answer when it will not take a link (HTTP 403 with this JSON body). */
-export const LinkRefusal = z.object({
-  code: z.union([ErrorCode, z.literal("not_recoverable")]),
-  message: z.string(),
-});
+export const LinkRefusal = lazySchema(() =>
+  z.object({
+    code: z.union([ErrorCode, z.literal("not_recoverable")]),
+    message: z.string(),
+  }),
+);
 export type LinkRefusal = z.infer<typeof LinkRefusal>;
 
 export function linkUrl(roomKey: string, who: LinkIdentity): string {
