@@ -2,44 +2,52 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 /**
- * Three projects: `workers` runs inside workerd through the Workers Vitest
- * integration (codec, gateway, rooms); `e2e` runs in Node and drives the real
- * socket.io-client (and Chromium) against the Worker served by wrangler (and checks the
- * tree's layering, test/tools); `chaos` runs the fault harness.
+ * Four projects: `workers` runs inside workerd through the Workers Vitest integration
+ * (codec, gateway, rooms), and `history` the same with history on; `e2e` runs in Node and
+ * drives the real socket.io-client (and Chromium) against the Worker served by wrangler
+ * (and checks the tree's layering, test/tools); `chaos` runs the fault harness.
  */
+
+/** A project inside workerd, with short timers so heartbeat and expiry tests take a second, not a minute. */
+function workerd(name: string, include: string[], vars: Record<string, string> = {}) {
+  return {
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            PING_INTERVAL_MS: "300",
+            PING_TIMEOUT_MS: "200",
+            DIRECT_PING_INTERVAL_MS: "300",
+            CONNECT_TIMEOUT_MS: "1000",
+            TYPING_TIMEOUT_MS: "1500",
+            JOIN_GRACE_MS: "200",
+            PRESENCE_GRACE_MS: "300",
+            RECOVERY_WINDOW_MS: "3000",
+            RECOVERY_MAX_MESSAGES: "40",
+            MAX_REPLAY_BYTES: "16384",
+            FAULT_INJECTION: "on",
+            ...vars,
+          },
+        },
+      }),
+    ],
+    test: {
+      name,
+      // Runs before the wrangler-served tests, so the two never compete for the two cores.
+      sequence: { groupOrder: 0 },
+      include,
+      setupFiles: ["test/worker/settle.ts"],
+    },
+  };
+}
+
 export default defineConfig({
   test: {
     projects: [
-      {
-        plugins: [
-          cloudflareTest({
-            wrangler: { configPath: "./wrangler.toml" },
-            // Short timers so heartbeat and expiry tests take a second, not a minute.
-            miniflare: {
-              bindings: {
-                PING_INTERVAL_MS: "300",
-                PING_TIMEOUT_MS: "200",
-                DIRECT_PING_INTERVAL_MS: "300",
-                CONNECT_TIMEOUT_MS: "1000",
-                TYPING_TIMEOUT_MS: "1500",
-                JOIN_GRACE_MS: "200",
-                PRESENCE_GRACE_MS: "300",
-                RECOVERY_WINDOW_MS: "3000",
-                RECOVERY_MAX_MESSAGES: "40",
-                MAX_REPLAY_BYTES: "16384",
-                FAULT_INJECTION: "on",
-              },
-            },
-          }),
-        ],
-        test: {
-          name: "workers",
-          // Runs before the wrangler-served tests, so the two never compete for the two cores.
-          sequence: { groupOrder: 0 },
-          include: ["test/protocol/**/*.test.ts", "test/worker/**/*.test.ts"],
-          setupFiles: ["test/worker/settle.ts"],
-        },
-      },
+      workerd("workers", ["test/protocol/**/*.test.ts", "test/worker/**/*.test.ts"]),
+      // The same inside workerd with history on (the default keeps none, as the API document has it).
+      workerd("history", ["test/history/**/*.test.ts"], { HISTORY_RETENTION_DAYS: "7" }),
       {
         test: {
           name: "e2e",

@@ -2,7 +2,8 @@
 /**
  * Mints a token, as your backend would: an HS256 JWT whose `sub` is the username, whose
  * `prs` lists the pull requests it may use, and whose `scope`, when given, says what it may
- * do: `chat` (the sockets), `publish` (the HTTP API's publish, which implies `read`), `read`.
+ * do: `chat` (the sockets), `publish` (the HTTP API's publish, which implies `read`), `read`,
+ * `moderate` (deleting any message, which implies `read`).
  * Without `--scope` the token has no `scope` claim: a user's chat token.
  *
  *   npm run token -- --user johndoe --pr 123 [--pr 124] [--ttl 1h] [--iss URL] [--aud NAME]
@@ -22,7 +23,7 @@ import { parseArgs, parseEnv } from "node:util";
 import { sign } from "hono/jwt";
 
 /** src/chat/identity.ts's SCOPE_GRANTS words (a test checks the two agree). */
-const SCOPE_WORDS = ["chat", "publish", "read"];
+const SCOPE_WORDS = ["chat", "publish", "read", "moderate"];
 /** src/chat/config.ts's least AUTH_SECRET length: the server would not start with a shorter one. */
 const MIN_SECRET_LENGTH = 32;
 /** src/chat/identity.ts's MAX_TOKEN_PULL_REQUESTS. */
@@ -35,7 +36,8 @@ const USAGE = `usage: npm run token -- --user NAME [--pr ID ...] [--scope WORD .
   --user NAME    the token's sub: the username it speaks as
   --pr ID        a pull request it may use (up to ${MAX_PULL_REQUESTS}); none: any
   --scope WORD   what it may do, repeatable or space-separated; scope words: ${SCOPE_WORDS.join(", ")}
-                 (chat: sockets; publish: the HTTP API's publish and read; read: its read).
+                 (chat: sockets; publish: the HTTP API's publish and read; read: its read;
+                 moderate: deleting any message, and read).
                  None: no scope claim, a user's chat token
   --ttl TTL      how long it lives: a whole number and a unit s, m, h or d (90s, 30m, 1h, 7d),
                  at least 1s, at most 365d; default 1h

@@ -32,14 +32,12 @@ export type ClientToServerEvents = {
   [E in ClientEventName]: (payload: ClientPayload<E>, ack: (answer: ClientAck<E>) => void) => void;
 };
 
-/**
- * Server → client. A `pr-room-message` carries the room's offset as a second argument
- * when the server keeps messages for connection state recovery.
- */
+/** Room events: each carries the room's offset as a second argument with connection state recovery on. */
+type RoomEventName = "pr-room-message" | "pr-room-message-edited" | "pr-room-message-deleted" | "pr-room-message-reactions";
+
+/** Server → client. */
 export type ServerToClientEvents = {
-  [E in ServerEventName]: E extends "pr-room-message"
-    ? (message: ServerPayload<E>, offset?: string) => void
-    : (payload: ServerPayload<E>) => void;
+  [E in ServerEventName]: E extends RoomEventName ? (payload: ServerPayload<E>, offset?: string) => void : (payload: ServerPayload<E>) => void;
 };
 
 /** A socket.io-client socket typed with the chat's events. */

@@ -12,6 +12,8 @@ import { faults } from "./gateway/faults.js";
 import { directRoute } from "./gateway/direct-route.js";
 import { answerMisconfigured, misconfiguration } from "./gateway/misconfigured.js";
 import { SocketServer } from "./gateway/server.js";
+import { handleWebhookQueue } from "./gateway/webhooks.js";
+import type { WebhookMessage } from "./chat/webhooks.js";
 import { log } from "./util/log.js";
 
 export { PrRoom } from "./room/pr-room.js";
@@ -48,4 +50,8 @@ const app = new Hono<{ Bindings: Env }>()
     return c.json({ ok: false, error: "internal error" }, 500);
   });
 
-export default app;
+/** The queue consumer: webhooks the rooms enqueued, and their dead letters (gateway/webhooks.ts). */
+const queue = (batch: MessageBatch<WebhookMessage>, env: Env): Promise<void> => handleWebhookQueue(batch, env);
+
+// The Hono app (its `fetch`, and `request` for tests) with the `queue` handler beside it.
+export default Object.assign(app, { queue });

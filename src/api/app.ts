@@ -22,7 +22,7 @@ import { apiRoutes } from "./routes.js";
 
 /** The API, mounted under /api by the edge app (src/index.ts); built once per isolate, on first use. */
 export const apiApp = once(() => {
-  const { publishMessage, roomInfo, openApiDocument } = apiRoutes();
+  const { publishMessage, roomInfo, messageHistory, deleteMessage, openApiDocument } = apiRoutes();
 
   const api = new OpenAPIHono<ApiEnv>({
     // Schema failures (path, body) answer as a socket's invalid payload does: the first issue, with its field.
@@ -38,7 +38,8 @@ export const apiApp = once(() => {
     type: "http",
     scheme: "bearer",
     bearerFormat: "JWT",
-    description: "An HS256 JWT signed with AUTH_SECRET: `sub` speaks, `scope` (space-separated) grants `publish` and/or `read`, optional `prs` limits the pull requests",
+    description:
+      "An HS256 JWT signed with AUTH_SECRET: `sub` speaks, `scope` (space-separated) grants `publish`, `read` and/or `moderate`, optional `prs` limits the pull requests",
   });
 
   api.openapi(publishMessage, async (c) => {
@@ -61,6 +62,24 @@ export const apiApp = once(() => {
     requireRoom(c.var.identity, key);
     const info = await reach(c, key, (room) => room.info());
     return c.json(info, 200);
+  });
+
+  api.openapi(messageHistory, async (c) => {
+    const { id: key } = c.req.valid("param");
+    const { before, limit } = c.req.valid("query");
+    requireRoom(c.var.identity, key);
+    const page = await reach(c, key, (room) => room.history(before, limit));
+    if (!page.ok) throw roomRefusal(page.error);
+    return c.json(page, 200);
+  });
+
+  api.openapi(deleteMessage, async (c) => {
+    const { id: key, messageId } = c.req.valid("param");
+    const identity = c.var.identity;
+    requireRoom(identity, key);
+    const deleted = await reach(c, key, (room) => room.moderate(messageId, identity.username));
+    if (!deleted.ok) throw roomRefusal(deleted.error);
+    return c.json(deleted, 200);
   });
 
   let document: ReturnType<typeof api.getOpenAPI31Document> | undefined;

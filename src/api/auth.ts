@@ -1,7 +1,7 @@
 /**
  * Who may call the API: a bearer JWT verified exactly as a socket's token is
  * (`verifyToken`: HS256 only, iss/aud, exp with CLOCK_SKEW_SECONDS), whose space-separated
- * `scope` grants `publish` (which implies `read`) or `read` (the words and their grants are
+ * `scope` grants `publish` or `moderate` (each implies `read`) or `read` (the words and their grants are
  * identity.ts's SCOPE_GRANTS, shared with the sockets; an unknown word makes the token
  * invalid, 401 token_invalid, as everywhere). Its optional `prs` limits
  * the rooms. Without AUTH_SECRET nobody can be authenticated, so the API is off: it

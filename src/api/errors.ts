@@ -1,8 +1,9 @@
 /**
  * The HTTP API's errors: one JSON shape, `{ ok: false, error: { code, message } }`, the
  * same as a refused socket event, with a status per code. Codes are the chat's own
- * (src/chat/events.ts), the token codes a socket CONNECT gets, and four that only HTTP has (kept
- * out of ErrorCode, so the socket client's types list only what a socket can get).
+ * (src/chat/events.ts; `not_found` also answers a route that does not exist), the token codes a
+ * socket CONNECT gets, and four that only HTTP has (kept out of ErrorCode, so the socket
+ * client's types list only what a socket can get).
  */
 import { z } from "zod";
 import { AuthErrorCode } from "../chat/identity.js";
@@ -15,8 +16,6 @@ export const ApiErrorCode = z.enum([
   "payload_too_large",
   /** AUTH_SECRET is not set, so nobody could be authenticated: the API is off. */
   "api_disabled",
-  /** No such route under /api/. */
-  "not_found",
   /** An unexpected error; the details go to the logs. */
   "internal_error",
   /** The Worker's configuration does not parse; the log names the variable (src/gateway/misconfigured.ts answers). */
@@ -30,6 +29,7 @@ export const ERROR_STATUSES = {
   401: ["auth_required", "token_invalid", "token_expired"],
   403: ["forbidden"],
   404: ["not_found"],
+  409: ["history_disabled"],
   413: ["payload_too_large"],
   415: ["invalid_payload"],
   429: ["rate_limited"],

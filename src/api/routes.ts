@@ -16,7 +16,8 @@ const WHY: Record<ErrorStatus, string> = {
   400: "Invalid input: the body is not JSON (or not UTF-8), a field is missing or wrong (`invalid_payload`), or the message is longer than MAX_MESSAGE_LENGTH (`message_too_long`)",
   401: "No bearer token (`auth_required`), or one that is invalid (`token_invalid`) or expired (`token_expired`)",
   403: "The token's scope does not grant this operation, or its `prs` claim does not list this pull request",
-  404: "No such API route",
+  404: "No such API route, or (`not_found`) no such message in the room: unknown, deleted, or no longer kept",
+  409: "The server keeps no history (`history_disabled`: HISTORY_RETENTION_DAYS is 0)",
   413: "The body is larger than MAX_PAYLOAD_BYTES (declared in Content-Length, or as read)",
   415: "The body is not `application/json`",
   429: "The token's subject has used its request budget (API_RATE_LIMITER); retry within a minute",
@@ -35,7 +36,7 @@ function errors<const S extends readonly ErrorStatus[]>(...statuses: S) {
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 export const apiRoutes = once(() => {
-  const { PublishBody, Published, RoomInfoBody, RoomParams } = apiSchemas();
+  const { PublishBody, Published, RoomInfoBody, RoomParams, HistoryQuery, HistoryPage, MessageParams, Deleted } = apiSchemas();
 
   const publishMessage = createRoute({
     method: "post",
@@ -63,13 +64,47 @@ export const apiRoutes = once(() => {
     path: "/pull-requests/{id}",
     operationId: "getRoom",
     summary: "Who is in a pull request's room now",
-    description: "Distinct usernames present in the room. Requires scope `read` (or `publish`).",
+    description: "Distinct usernames present in the room. Requires scope `read` (or `publish`, `moderate`).",
     security: [{ bearerAuth: ["read"] }],
     middleware: [requireScope("read"), perSubjectBudget] as const,
     request: { params: RoomParams },
     responses: {
       200: json(RoomInfoBody, "The room's members now"),
       ...errors(400, 401, 403, 429, 500, 501, 503),
+    },
+  });
+
+  const messageHistory = createRoute({
+    method: "get",
+    path: "/pull-requests/{id}/messages",
+    operationId: "getMessages",
+    summary: "A page of a pull request's history",
+    description:
+      "At most `limit` messages just before the seq `before` (the latest without it), oldest first, each as it is now " +
+      "(a deleted one as `{ id, seq, deleted: true }`), as `get-pr-room-history` answers. Needs HISTORY_RETENTION_DAYS " +
+      "above 0. Requires scope `read` (or `publish`, `moderate`).",
+    security: [{ bearerAuth: ["read"] }],
+    middleware: [requireScope("read"), perSubjectBudget] as const,
+    request: { params: RoomParams, query: HistoryQuery },
+    responses: {
+      200: json(HistoryPage, "The page, and whether older messages exist"),
+      ...errors(400, 401, 403, 409, 429, 500, 501, 503),
+    },
+  });
+
+  const deleteMessage = createRoute({
+    method: "delete",
+    path: "/pull-requests/{id}/messages/{messageId}",
+    operationId: "deleteMessage",
+    summary: "Delete any message of a pull request's room (moderation)",
+    description:
+      "Members receive `pr-room-message-deleted`, and the message's text is removed from storage. Requires scope `moderate`.",
+    security: [{ bearerAuth: ["moderate"] }],
+    middleware: [requireScope("moderate"), perSubjectBudget] as const,
+    request: { params: MessageParams },
+    responses: {
+      200: json(Deleted, "Deleted: the message's id and the delete's own seq"),
+      ...errors(400, 401, 403, 404, 429, 500, 501, 503),
     },
   });
 
@@ -84,5 +119,5 @@ export const apiRoutes = once(() => {
     },
   });
 
-  return { publishMessage, roomInfo, openApiDocument };
+  return { publishMessage, roomInfo, messageHistory, deleteMessage, openApiDocument };
 });

@@ -6,7 +6,7 @@
  * chat's schemas are lazy (`lazySchema`), and these annotate the schemas they wrap.
  */
 import { z } from "@hono/zod-openapi";
-import { ClientMessageId, JoinAck, MessageText, PullRequestId, SendAck } from "../chat/events.js";
+import { ClientMessageId, DeleteAck, HistoryAck, JoinAck, MAX_HISTORY_PAGE, MessageId, MessageText, PullRequestId, SendAck } from "../chat/events.js";
 import type { RoomInfo } from "../chat/room-api.js";
 import { once } from "../util/once.js";
 
@@ -39,7 +39,30 @@ export const apiSchemas = once(() => {
   /** Who is in the room now: the join ack less its `ok` and `seq`. */
   const RoomInfoBody = JoinAck.unwrap().omit({ ok: true, seq: true }).openapi("RoomInfo") satisfies z.ZodType<RoomInfo>;
 
-  return { RoomParams, PublishBody, Published, RoomInfoBody };
+  const MessageParams = RoomParams.extend({ messageId: MessageId.unwrap().openapi({ description: "The message's id, as `pr-room-message` gave it" }) });
+
+  /** Query strings are text: the numbers are coerced, then checked as the socket event's are. */
+  const HistoryQuery = z.object({
+    before: z.coerce
+      .number({ error: "before must be a seq (a positive integer)" })
+      .int({ error: "before must be a whole number" })
+      .positive({ error: "before must be positive" })
+      .optional()
+      .openapi({ description: "The page ends just before this seq; the latest messages without it", example: 120 }),
+    limit: z.coerce
+      .number({ error: "limit must be a number" })
+      .int({ error: "limit must be a whole number" })
+      .min(1, { error: "limit must be at least 1" })
+      .max(MAX_HISTORY_PAGE, { error: `limit must be at most ${MAX_HISTORY_PAGE}` })
+      .default(50)
+      .openapi({ description: `1 to ${MAX_HISTORY_PAGE}, default 50`, example: 50 }),
+  });
+
+  /** The same answer a socket's `get-pr-room-history` ack carries. */
+  const HistoryPage = HistoryAck.unwrap().openapi("HistoryPage");
+  const Deleted = DeleteAck.unwrap().openapi("Deleted");
+
+  return { RoomParams, PublishBody, Published, RoomInfoBody, MessageParams, HistoryQuery, HistoryPage, Deleted };
 });
 
 export type PublishBody = z.infer<ReturnType<typeof apiSchemas>["PublishBody"]>;

@@ -65,7 +65,17 @@ type ChatSocket = Socket<unknown>;
 interface RoomEvent {
   event: ClientEventName;
   key: string;
-  data: { username?: string; message?: string; clientMessageId?: string };
+  data: {
+    username?: string;
+    message?: string;
+    clientMessageId?: string;
+    /** A message's id (edits, deletes, reactions). */
+    id?: string;
+    emoji?: string;
+    on?: boolean;
+    before?: number;
+    limit?: number;
+  };
   ack: AckCallback | undefined;
 }
 
@@ -82,7 +92,7 @@ export class ChatSession {
   readonly rooms = new Map<string, JoinedRoom>();
   private readonly held = new Map<string, Held>();
   private heldCount = 0;
-  /** Joins, leaves and messages share one budget; typing has its own, dropped silently when spent. */
+  /** Room events (joins, leaves, messages and changes to them, history pages) share one budget; typing has its own, dropped silently when spent. */
   private readonly actions: TokenBucket;
   private readonly typing: TokenBucket;
   private rateLoggedAt = 0;
@@ -226,6 +236,14 @@ export class ChatSession {
         return forward(joined, { t: "stop-typing", ack: ack?.id }, fail);
       case ClientEvent.users:
         return forward(joined, { t: "users", ack: ack?.id }, fail);
+      case ClientEvent.history:
+        return forward(joined, { t: "history", ack: ack?.id, before: data.before, limit: data.limit! }, fail);
+      case ClientEvent.edit:
+        return forward(joined, { t: "edit", ack: ack?.id, id: data.id!, message: data.message! }, fail);
+      case ClientEvent.delete:
+        return forward(joined, { t: "delete", ack: ack?.id, id: data.id! }, fail);
+      case ClientEvent.react:
+        return forward(joined, { t: "react", ack: ack?.id, id: data.id!, emoji: data.emoji!, on: data.on! }, fail);
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { EngineOptions } from "../session/types.js";
+import { requireWebhookSecret, webhookFields } from "./webhooks.js";
 
 /** Vars arrive as strings from `--var` and `.dev.vars`, as numbers from wrangler.toml. */
 const integer = (fallback: number, min: number, max: number) =>
@@ -52,7 +53,7 @@ export const ConfigSchema = z.object({
   MAX_MEMBERS_PER_ROOM: integer(1_000, 1, 32_000),
   /** Connections one username may have in one room (tabs, devices); the room refuses more with too_many_connections. */
   MAX_CONNECTIONS_PER_USER: integer(5, 1, 1_000),
-  /** Sustained rate of joins, leaves and messages per connection (token bucket refill per second). */
+  /** Sustained rate of room events per connection (joins, leaves, messages, edits, deletes, reactions, history pages: a token bucket's refill per second). */
   RATE_LIMIT_PER_SECOND: integer(10, 1, 100_000),
   /** Burst those may reach before `rate_limited` (token bucket size). Typing has a bucket of its own. */
   RATE_LIMIT_BURST: integer(20, 1, 100_000),
@@ -61,7 +62,13 @@ export const ConfigSchema = z.object({
    * recovery and idempotent sends. 0 turns recovery off: rooms then store no messages.
    */
   RECOVERY_WINDOW_MS: integer(120_000, 0, 86_400_000),
-  /** Most messages a room keeps for recovery; older ones go first. */
+  /**
+   * How many days rooms keep their messages to be read as history (`get-pr-room-history`,
+   * `GET /api/pull-requests/:id/messages`); 0 keeps none, as the API document has it. Apart
+   * from RECOVERY_WINDOW_MS, which is how long a reconnecting client can catch up.
+   */
+  HISTORY_RETENTION_DAYS: integer(0, 0, 3650),
+  /** Most room events a room keeps for recovery, older ones first; with history on, its retention rules instead. */
   RECOVERY_MAX_MESSAGES: integer(1_000, 1, 100_000),
   /**
    * Most bytes of missed messages one recovery replays (shared by the rooms of a gateway
@@ -117,7 +124,9 @@ export const ConfigSchema = z.object({
         .optional(),
     )
     .transform((origins) => origins?.map((origin) => new URL(origin).origin)),
-});
+  /** Webhooks (docs/webhooks.md): WEBHOOK_URL turns them on, and needs WEBHOOK_SECRET. */
+  ...webhookFields(),
+}).superRefine(requireWebhookSecret);
 
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { lazySchema } from "../util/lazy-schema.js";
+import { isEmoji, MAX_EMOJI_BYTES } from "./emoji.js";
 
 /** The namespace the chat lives on; the documented client connects to "/". */
 export const CHAT_NAMESPACE = "/";
@@ -25,6 +26,10 @@ export const ErrorCode = z.enum([
   "rate_limited",
   "forbidden",
   "messages_lost",
+  "not_found",
+  "not_author",
+  "too_many_reactions",
+  "history_disabled",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
@@ -102,6 +107,38 @@ export const RoomRef = lazySchema(() => z.object({ pullRequestId: PullRequestId,
 export const RoomOnly = lazySchema(() => z.object({ pullRequestId: PullRequestId }));
 export const MessageIn = lazySchema(() => RoomRef.unwrap().extend({ message: MessageText, clientMessageId: ClientMessageId.optional() }));
 
+/** A message's id, as `pr-room-message` gave it. */
+export const MessageId = lazySchema(() =>
+  z.string({ error: "id must be a string" }).min(1, { error: "id must not be empty" }).max(64, { error: "id must be at most 64 characters" }),
+);
+
+/** Most messages one history page holds. */
+export const MAX_HISTORY_PAGE = 100;
+
+export const HistoryIn = lazySchema(() =>
+  RoomOnly.unwrap().extend({
+    /** The page ends just before this seq (the oldest one the client has); the latest messages without it. */
+    before: z.number({ error: "before must be a seq (a positive integer)" }).int({ error: "before must be a whole number" }).positive({ error: "before must be positive" }).optional(),
+    limit: z
+      .number({ error: "limit must be a number" })
+      .int({ error: "limit must be a whole number" })
+      .min(1, { error: "limit must be at least 1" })
+      .max(MAX_HISTORY_PAGE, { error: `limit must be at most ${MAX_HISTORY_PAGE}` })
+      .default(50),
+  }),
+);
+export const EditIn = lazySchema(() => RoomOnly.unwrap().extend({ id: MessageId, message: MessageText }));
+export const DeleteIn = lazySchema(() => RoomOnly.unwrap().extend({ id: MessageId }));
+export const ReactIn = lazySchema(() =>
+  RoomOnly.unwrap().extend({
+    id: MessageId,
+    emoji: z
+      .string({ error: "emoji must be a string" })
+      .refine(isEmoji, { error: `emoji must be one emoji (one grapheme, at most ${MAX_EMOJI_BYTES} bytes)` }),
+    /** false takes the reaction back. */
+    on: z.boolean({ error: "on must be true or false" }).default(true),
+  }),
+);
 
 export type RoomRef = z.infer<typeof RoomRef>;
 export type MessageIn = z.infer<typeof MessageIn>;
@@ -117,14 +154,59 @@ export const PrRoomMessage = lazySchema(() =>
     message: z.string(),
     /** Unique per message, for de-duplication and keys in UIs. */
     id: z.string(),
-    /** The room's sequence number: 1, 2, 3, … with no gaps, never reused. */
+    /**
+     * The room's sequence number: every room event (a message, and each edit, delete or
+     * change of reactions) takes the next, 1, 2, 3, … with no gaps, never reused.
+     */
     seq: z.number().int().positive(),
     /** Server time of the broadcast, milliseconds since the epoch. */
     sentAt: z.number(),
+    /** The names the message addresses as `@name`, each once, in order (src/chat/mentions.ts). */
+    mentions: z.array(z.string()),
+    /** Present once edited: 2 after the first edit (the original is 1), and when the last edit was made. */
+    version: z.number().int().positive().optional(),
+    editedAt: z.number().optional(),
   }),
 );
 export type PrRoomMessage = z.infer<typeof PrRoomMessage>;
 
+/** Who reacted with what: emoji → usernames (each once, however many tabs). */
+export const Reactions = lazySchema(() => z.record(z.string(), z.array(z.string())));
+
+export const MessageEdited = lazySchema(() =>
+  z.object({
+    pullRequestId: OutboundId,
+    id: z.string(),
+    /** The edit's own seq (a room event). */
+    seq: z.number().int().positive(),
+    username: z.string(),
+    message: z.string(),
+    version: z.number().int().positive(),
+    editedAt: z.number(),
+    mentions: z.array(z.string()),
+  }),
+);
+export type MessageEdited = z.infer<typeof MessageEdited>;
+
+export const MessageDeleted = lazySchema(() => z.object({ pullRequestId: OutboundId, id: z.string(), seq: z.number().int().positive() }));
+export type MessageDeleted = z.infer<typeof MessageDeleted>;
+
+export const MessageReactions = lazySchema(() =>
+  z.object({
+    pullRequestId: OutboundId,
+    id: z.string(),
+    /** The change's own seq (a room event), so a client can order reaction states. */
+    seq: z.number().int().positive(),
+    reactions: Reactions,
+  }),
+);
+export type MessageReactions = z.infer<typeof MessageReactions>;
+
+/** A message in a history page: as it is now, with its reactions; a deleted one only says so. */
+export const HistoryItem = lazySchema(() =>
+  z.union([PrRoomMessage.unwrap().extend({ reactions: Reactions.optional() }), z.object({ id: z.string(), seq: z.number().int().positive(), deleted: z.literal(true) })]),
+);
+export type HistoryItem = z.infer<typeof HistoryItem>;
 
 export const TypingNotice = lazySchema(() => z.object({ pullRequestId: OutboundId, username: z.string() }));
 export type TypingNotice = z.infer<typeof TypingNotice>;
@@ -139,7 +221,7 @@ export const PrRoomError = lazySchema(() =>
   ErrorBody.unwrap().extend({
     event: z.string(),
     pullRequestId: OutboundId.optional(),
-    /** With `messages_lost`: how many messages of the room the client will never get, where known. */
+    /** With `messages_lost`: how many room events (messages and changes to them) the client will never get, where known. */
     lost: z.number().int().nonnegative().optional(),
   }),
 );
@@ -154,7 +236,7 @@ export const JoinAck = lazySchema(() =>
     members: z.number().int(),
     /** Those usernames, sorted. */
     users: z.array(z.string()),
-    /** The room's latest message `seq` (0 before the first): a client that rejoins can tell what it missed. */
+    /** The room's latest room event's `seq` (0 before the first): a client that rejoins can tell what it missed. */
     seq: z.number().int().nonnegative(),
   }),
 );
@@ -163,7 +245,16 @@ export const LeaveAck = lazySchema(() => z.object({ ok: z.literal(true), pullReq
 export const TypingAck = lazySchema(() => z.object({ ok: z.literal(true) }));
 export const UsersAck = lazySchema(() => z.object({ ok: z.literal(true), pullRequestId: OutboundId, users: z.array(z.string()) }));
 
+export const HistoryAck = lazySchema(() => z.object({ ok: z.literal(true), messages: z.array(HistoryItem), hasMore: z.boolean() }));
+export const EditAck = lazySchema(() => z.object({ ok: z.literal(true), version: z.number().int().positive() }));
+export const DeleteAck = lazySchema(() => z.object({ ok: z.literal(true), id: z.string(), seq: z.number().int().positive() }));
+export const ReactAck = lazySchema(() => z.object({ ok: z.literal(true), reactions: Reactions }));
+
 export type Refusal = z.infer<typeof Refusal>;
+export type HistoryAck = z.infer<typeof HistoryAck>;
+export type EditAck = z.infer<typeof EditAck>;
+export type DeleteAck = z.infer<typeof DeleteAck>;
+export type ReactAck = z.infer<typeof ReactAck>;
 export type JoinAck = z.infer<typeof JoinAck>;
 export type SendAck = z.infer<typeof SendAck>;
 export type LeaveAck = z.infer<typeof LeaveAck>;
@@ -180,6 +271,10 @@ export const ClientEvents = {
   typing: { payload: RoomRef, ack: TypingAck },
   "stop-typing": { payload: RoomRef, ack: TypingAck },
   "get-pr-room-users": { payload: RoomOnly, ack: UsersAck },
+  "get-pr-room-history": { payload: HistoryIn, ack: HistoryAck },
+  "edit-pr-room-message": { payload: EditIn, ack: EditAck },
+  "delete-pr-room-message": { payload: DeleteIn, ack: DeleteAck },
+  "react-to-pr-room-message": { payload: ReactIn, ack: ReactAck },
 } as const satisfies Record<string, { payload: z.ZodType; ack: z.ZodType }>;
 
 export type ClientEventName = keyof typeof ClientEvents;
@@ -192,6 +287,9 @@ export const ServerEvents = {
   "pr-room-user-joined": PresenceNotice,
   "pr-room-user-left": PresenceNotice,
   "pr-room-error": PrRoomError,
+  "pr-room-message-edited": MessageEdited,
+  "pr-room-message-deleted": MessageDeleted,
+  "pr-room-message-reactions": MessageReactions,
 } as const satisfies Record<string, z.ZodType>;
 
 export type ServerEventName = keyof typeof ServerEvents;
@@ -204,6 +302,10 @@ export const ClientEvent = {
   typing: "typing",
   stopTyping: "stop-typing",
   users: "get-pr-room-users",
+  history: "get-pr-room-history",
+  edit: "edit-pr-room-message",
+  delete: "delete-pr-room-message",
+  react: "react-to-pr-room-message",
 } as const satisfies Record<string, ClientEventName>;
 
 export const ServerEvent = {
@@ -213,4 +315,7 @@ export const ServerEvent = {
   userJoined: "pr-room-user-joined",
   userLeft: "pr-room-user-left",
   error: "pr-room-error",
+  edited: "pr-room-message-edited",
+  deleted: "pr-room-message-deleted",
+  reactions: "pr-room-message-reactions",
 } as const satisfies Record<string, ServerEventName>;

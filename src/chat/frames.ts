@@ -12,12 +12,17 @@ export function eventFrame(event: ServerEventName, payload: unknown): string {
 }
 
 /**
- * A `pr-room-message`. With recovery on it carries the room's offset as its last
- * argument, which socket.io-client keeps and sends back when it reconnects.
+ * A room event: a `pr-room-message`, or a change to one (edited, deleted, reactions). With
+ * recovery on it carries the room's offset (its seq) as its last argument, which
+ * socket.io-client keeps and sends back when it reconnects.
  */
+export function roomEventFrame(roomKey: string, event: ServerEventName, payload: unknown, seq: number, withOffset: boolean): string {
+  if (!withOffset) return eventFrame(event, payload);
+  return encodeMessage(encodeEvent(CHAT_NAMESPACE, event, payload, formatOffset(new Map([[roomKey, seq]]))));
+}
+
 export function messageFrame(roomKey: string, payload: PrRoomMessage, withOffset: boolean): string {
-  if (!withOffset) return eventFrame(ServerEvent.message, payload);
-  return encodeMessage(encodeEvent(CHAT_NAMESPACE, ServerEvent.message, payload, formatOffset(new Map([[roomKey, payload.seq]]))));
+  return roomEventFrame(roomKey, ServerEvent.message, payload, payload.seq, withOffset);
 }
 
 export function ackFrame(ackId: number, payload: unknown): string {

@@ -13,7 +13,8 @@ import { PullRequestId, Username } from "./events.js";
 
 /**
  * The words a token's space-separated `scope` may carry, and what each grants: `chat` the
- * sockets (join, speak), `publish` and `read` the HTTP API's operations. A token without a
+ * sockets (join, speak), `publish`, `read` and `moderate` (deleting anyone's message) the
+ * HTTP API's operations. A token without a
  * `scope` claim is a user's chat token: its scope is `chat`. Any other word makes the token
  * invalid, so a typo is an error, not a token that silently grants less. Adding a word
  * is one line here (scripts/token.mjs keeps a copy of the words, checked by a test).
@@ -22,6 +23,7 @@ const SCOPE_GRANTS = {
   chat: ["chat"],
   publish: ["publish", "read"],
   read: ["read"],
+  moderate: ["moderate", "read"],
 } as const satisfies Record<string, readonly string[]>;
 
 export type ScopeWord = keyof typeof SCOPE_GRANTS;

@@ -20,6 +20,10 @@ export const LinkCommand = lazySchema(() => {
     z.object({ t: z.literal("typing"), ack: AckId }),
     z.object({ t: z.literal("stop-typing"), ack: AckId }),
     z.object({ t: z.literal("users"), ack: AckId }),
+    z.object({ t: z.literal("history"), ack: AckId, before: z.number().int().positive().optional(), limit: z.number().int().positive() }),
+    z.object({ t: z.literal("edit"), ack: AckId, id: z.string(), message: z.string() }),
+    z.object({ t: z.literal("delete"), ack: AckId, id: z.string() }),
+    z.object({ t: z.literal("react"), ack: AckId, id: z.string(), emoji: z.string(), on: z.boolean() }),
   ]);
 });
 export type LinkCommand = z.infer<typeof LinkCommand>;

@@ -6,8 +6,9 @@
  *
  * Why a vector: frames from several rooms share one client connection, in the order
  * the gateway forwarded them, and the client receives a prefix of that order. If every
- * message frame carries every room's position at the moment it was forwarded, the last
- * one the client got says exactly what it got from each room.
+ * room event's frame (a message, or a change to one) carries every room's position at the
+ * moment it was forwarded, the last one the client got says exactly what it got from each
+ * room.
  */
 
 import { eventFramePrefix } from "../protocol/sniff.js";
@@ -45,21 +46,27 @@ export function parseOffset(text: unknown): Positions | undefined {
 /** How a room's message frame starts: an EVENT (`4` `2`) on the chat namespace named pr-room-message. */
 export const MESSAGE_FRAME_PREFIX = eventFramePrefix(ServerEvent.message);
 
-/** Where the offset argument of a message frame starts (its opening quote), or -1. */
+/**
+ * How every room event's frame starts: the events that carry an offset are pr-room-message
+ * and its changes, pr-room-message-edited, -deleted and -reactions, which all begin so.
+ */
+const ROOM_EVENT_PREFIX = MESSAGE_FRAME_PREFIX.slice(0, -2);
+
+/** Where the offset argument of a room event's frame starts (its opening quote), or -1. */
 function offsetStart(frame: string): number {
-  if (!frame.startsWith(MESSAGE_FRAME_PREFIX) || !frame.endsWith('"]')) return -1;
+  if (!frame.startsWith(ROOM_EVENT_PREFIX) || !frame.endsWith('"]')) return -1;
   const quote = frame.lastIndexOf('"', frame.length - 3);
   // The argument before it ends the payload object: `},"123:45"]`.
   return quote > 0 && frame.charCodeAt(quote - 1) === 44 /* , */ && frame.charCodeAt(quote - 2) === 125 /* } */ ? quote : -1;
 }
 
-/** The offset a room's message frame carries, or undefined for any other frame. */
+/** The offset a room event's frame carries, or undefined for any other frame. */
 export function offsetOf(frame: string): string | undefined {
   const start = offsetStart(frame);
   return start === -1 ? undefined : frame.slice(start + 1, -2);
 }
 
-/** The same message frame with another offset. */
+/** The same room event frame with another offset. */
 export function replaceOffset(frame: string, offset: string): string {
   const start = offsetStart(frame);
   return start === -1 ? frame : `${frame.slice(0, start + 1)}${offset}"]`;

@@ -1,4 +1,4 @@
-/** What a room offers the HTTP API over RPC (the `PrRoom` object's publish and who-is-here). */
+/** What a room offers the HTTP API over RPC (the `PrRoom` object's publish and who-is-here; history and moderation answer as the socket events do). */
 import type { ErrorBody } from "./events.js";
 
 /** What a backend publishes over the HTTP API. */

@@ -278,7 +278,7 @@ export class GatewayRooms implements RoomAccess {
   private gap(key: string, lost: number | undefined): void {
     if (this.moved) return;
     log("messages_lost", { sid: this.who.sid, socketId: this.who.socketId, pr: key, lost });
-    const counted = lost === undefined ? "some messages" : `${lost} message${lost === 1 ? "" : "s"}`;
+    const counted = lost === undefined ? "some messages or changes" : `${lost} message${lost === 1 ? "" : "s"} or change${lost === 1 ? "" : "s"}`;
     const error: PrRoomError = {
       event: ClientEvent.join,
       pullRequestId: publicPullRequestId(key),

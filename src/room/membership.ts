@@ -21,7 +21,9 @@ import {
 } from "../chat/events.js";
 import { ackFrame, eventFrame, messageFrame } from "../chat/frames.js";
 import { LinkClose, type LinkCommand, type LinkRefusal } from "../chat/link.js";
+import { mentionsOf } from "../chat/mentions.js";
 import { TokenBucket } from "../chat/token-bucket.js";
+import { logEventId, roomEventId } from "../chat/webhooks.js";
 import { utf8Length } from "../session/backlog.js";
 import { log } from "../util/log.js";
 import type { ObjectMeter } from "../util/meter.js";
@@ -29,7 +31,9 @@ import type { Alarm } from "./alarm.js";
 import type { Connections } from "./connections.js";
 import type { LogEntry, RoomLog } from "./log.js";
 import { LogWriter, type Answer } from "./log-writer.js";
+import { Discussion } from "./discussion.js";
 import type { Member, Participant } from "./member.js";
+import type { WebhookOutbox } from "./outbox.js";
 import type { Presence } from "./presence.js";
 import { ResumeBudget } from "./resume-budget.js";
 import type { Typing } from "./typing.js";
@@ -55,6 +59,8 @@ export interface RoomState {
   /** Typing budgets per user: many tabs of one user type as one user. */
   typingBudgets: Map<string, TokenBucket>;
   alarms: Alarm;
+  /** Webhook events (off unless WEBHOOK_URL is set). */
+  outbox: WebhookOutbox;
   /** What the room is billed for (messages are tallied with it). */
   meter: ObjectMeter;
   /** Resolves once every storage write so far is durable. */
@@ -70,6 +76,8 @@ export class Membership {
   private readonly resumeBudget: ResumeBudget;
   /** Messages on their way into the log: written per burst, broadcast once written. */
   private readonly writer: LogWriter;
+  /** Edits, deletes, reactions, history, and every room event's frame. */
+  readonly discussion: Discussion;
 
   constructor(
     private readonly room: RoomState,
@@ -77,12 +85,28 @@ export class Membership {
     private readonly schedule: (now: number) => void,
   ) {
     this.resumeBudget = new ResumeBudget(room.config.MAX_RESUMES_PER_MINUTE);
+    this.discussion = new Discussion(room, {
+      broadcast: (frame) => this.broadcast(frame),
+      changed: (kind, message, seq, at) => {
+        if (kind === "reactions" || !room.outbox.enabled) return;
+        const { id, username, version, editedAt } = message;
+        // A delete's mentions are those of the text it deleted: whoever was notified can be told.
+        const data = { pullRequestId: room.pullRequestId, id, seq, username, mentions: mentionsOf(message.message), sentAt: message.at };
+        if (kind === "delete") return room.outbox.emit(logEventId(room.key, seq), "message.deleted", data, at);
+        room.outbox.emit(logEventId(room.key, seq), "message.edited", { ...data, message: message.message, version, editedAt: editedAt! }, at);
+      },
+    });
     this.writer = new LogWriter(room.log, {
       sync: () => room.sync(),
       logged: (entry) => {
         this.broadcast(this.frameOf(entry));
         room.alarms.wake(room.log.nextPruneAt(entry.at));
         room.meter.tally("messages");
+        if (room.outbox.enabled) {
+          const { id, seq, username, message, at } = entry;
+          const data = { pullRequestId: room.pullRequestId, id, seq, username, message, mentions: mentionsOf(message), sentAt: at };
+          room.outbox.emit(logEventId(room.key, seq), "message.created", data, at);
+        }
       },
       failed: (error) => {
         log("handler_error", { pr: room.key, where: "log write", error: String(error) });
@@ -145,15 +169,16 @@ export class Membership {
 
   /** The frames of every message after `seq`, or why they cannot be replayed (pruned, or more than `budget` bytes). */
   private replayAfter(seq: number, budget: number): Replayed[] | string {
-    const entries = this.room.log.after(seq);
-    if (!entries) return "the log no longer reaches back that far";
+    const events = this.room.log.after(seq);
+    if (!events) return "the log no longer reaches back that far";
     const replay: Replayed[] = [];
     let total = 0;
-    for (const entry of entries) {
-      const frame = this.frameOf(entry);
+    for (const event of events) {
+      const frame = this.discussion.replayFrame(event);
+      if (frame === undefined) continue;
       const bytes = utf8Length(frame);
       total += bytes;
-      if (total > budget) return `${entries.length} missed messages exceed the replay budget of ${budget} bytes (MAX_REPLAY_BYTES)`;
+      if (total > budget) return `${events.length} missed room events exceed the replay budget of ${budget} bytes (MAX_REPLAY_BYTES)`;
       replay.push({ frame, bytes });
     }
     return replay;
@@ -177,7 +202,11 @@ export class Membership {
     if (old) return log("resume", { ...fields, replayed: plan.replay.length, superseded: true });
     if (plan.resumed) connections.resumed(member.socketId);
     else connections.joined(member.socketId, member.username, roomLog.headSeq);
-    if (presence.arrive(member.username)) this.announce(ServerEvent.userJoined, member.username, participant.ws);
+    if (presence.arrive(member.username)) {
+      this.announce(ServerEvent.userJoined, member.username, participant.ws);
+      // The first person in a room nobody was in (not even within their grace).
+      if (presence.list().length === 1) this.roomEvent("room.occupied", member.username);
+    }
     log(plan.resumed ? "resume" : "join", plan.resumed ? { ...fields, replayed: plan.replay.length } : fields);
   }
 
@@ -204,7 +233,10 @@ export class Membership {
     const now = Date.now();
     if (why === "left") connections.left(member.socketId);
     else connections.departed(member.socketId, now);
-    if (presence.depart(member.username, now)) this.departed(member.username);
+    if (presence.depart(member.username, now)) {
+      this.departed(member.username);
+      this.vacated(member.username);
+    }
     this.schedule(now);
   }
 
@@ -225,7 +257,19 @@ export class Membership {
       if (participant) this.stopTyping(participant, member);
       else this.room.typing.stop(member);
     }
-    for (const username of this.room.presence.expire(now)) this.departed(username);
+    const gone = this.room.presence.expire(now);
+    for (const username of gone) this.departed(username);
+    if (gone.length > 0) this.vacated(gone[gone.length - 1]!);
+  }
+
+  /** Somebody left past their grace: if nobody is left, the room is empty now (`username` went last). */
+  private vacated(username: string): void {
+    if (this.room.presence.list().length === 0) this.roomEvent("room.vacated", username);
+  }
+
+  private roomEvent(type: "room.occupied" | "room.vacated", username: string): void {
+    const { outbox, key, pullRequestId } = this.room;
+    if (outbox.enabled) outbox.emit(roomEventId(key, outbox.serial()), type, { pullRequestId, username });
   }
 
   /** A person has no connection here any more, past the grace: the others hear they left. */
@@ -272,6 +316,14 @@ export class Membership {
       case "stop-typing":
         if (member.typingUntil !== 0) this.stopTyping(participant, member);
         return answer({ ok: true } satisfies TypingAck);
+      case "history":
+        return answer(this.discussion.history(command.before, command.limit));
+      case "edit":
+        return answer(this.discussion.edit(member.username, command.id, command.message));
+      case "delete":
+        return answer(this.discussion.remove(member.username, command.id));
+      case "react":
+        return answer(this.discussion.react(member.username, command.id, command.emoji, command.on));
     }
   }
 
@@ -288,15 +340,7 @@ export class Membership {
   }
 
   private frameOf(entry: LogEntry): string {
-    const payload: PrRoomMessage = {
-      pullRequestId: this.room.pullRequestId,
-      username: entry.username,
-      message: entry.message,
-      id: entry.id,
-      seq: entry.seq,
-      sentAt: entry.at,
-    };
-    return messageFrame(this.room.key, payload, this.room.log.keeps);
+    return this.discussion.messageFrame(entry);
   }
 
   private stopTyping(participant: Participant, member: Member): void {

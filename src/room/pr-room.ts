@@ -11,9 +11,10 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { configOf, type Config } from "../chat/config.js";
-import { publicPullRequestId } from "../chat/events.js";
+import { publicPullRequestId, type DeleteAck, type HistoryAck, type Refusal } from "../chat/events.js";
 import type { PublishRequest, PublishResult, RoomInfo } from "../chat/room-api.js";
 import type { TokenBucket } from "../chat/token-bucket.js";
+import { webhooksOn } from "../chat/webhooks.js";
 import { log } from "../util/log.js";
 import { ObjectMeter } from "../util/meter.js";
 import { Alarm, earliest } from "./alarm.js";
@@ -22,6 +23,7 @@ import { DirectHost } from "./direct-host.js";
 import { LinkHost } from "./link-host.js";
 import { RoomLog } from "./log.js";
 import { Membership } from "./membership.js";
+import { WebhookOutbox } from "./outbox.js";
 import { Presence } from "./presence.js";
 import { RoomTimers } from "./timers.js";
 import { Typing } from "./typing.js";
@@ -39,6 +41,8 @@ export class PrRoom extends DurableObject<Env> {
   /** Typing budgets per user, in memory: many tabs of one user type as one user. */
   private readonly typingBudgets = new Map<string, TokenBucket>();
   private readonly alarms: Alarm;
+  /** Webhook events, written with what caused them and sent to the queue after the commit. */
+  private readonly outbox: WebhookOutbox;
   private readonly timers: RoomTimers;
   private readonly membership: Membership;
   private readonly links: LinkHost;
@@ -56,15 +60,18 @@ export class PrRoom extends DurableObject<Env> {
       seq: this.log.headSeq,
     })));
     const sql = meter.sql(ctx.storage.sql);
-    this.log = new RoomLog(sql, { windowMs: config.RECOVERY_WINDOW_MS, maxEntries: config.RECOVERY_MAX_MESSAGES });
+    const historyMs = config.HISTORY_RETENTION_DAYS * 86_400_000;
+    this.log = new RoomLog(sql, { windowMs: config.RECOVERY_WINDOW_MS, maxEntries: config.RECOVERY_MAX_MESSAGES, historyMs });
     this.connections = new Connections(sql, config.RECOVERY_WINDOW_MS);
     this.presence = new Presence(sql, config.PRESENCE_GRACE_MS);
     this.alarms = new Alarm(ctx.storage, meter);
     this.timers = new RoomTimers(this.alarms, meter);
-    const { key, log, connections, presence, typing, typingBudgets, alarms } = this;
     const sync = () => ctx.storage.sync();
+    const queue = webhooksOn(env) ? env.WEBHOOK_QUEUE : undefined;
+    this.outbox = new WebhookOutbox(sql, { key: this.key, queue, sync, wake: (at) => this.alarms.wake(at), meter });
+    const { key, log, connections, presence, typing, typingBudgets, alarms, outbox } = this;
     const abort = (reason: string) => ctx.abort(reason);
-    const state = { key, pullRequestId: publicPullRequestId(key), config, log, connections, presence, typing, typingBudgets, alarms, meter, sync, abort };
+    const state = { key, pullRequestId: publicPullRequestId(key), config, log, connections, presence, typing, typingBudgets, alarms, outbox, meter, sync, abort };
     this.membership = new Membership(state, (now) => this.scheduleNext(now));
     this.links = new LinkHost(ctx, this.membership, () => this.log.headSeq);
     this.directs = new DirectHost(ctx, key, config, this.membership, connections, this.timers, alarms);
@@ -76,6 +83,8 @@ export class PrRoom extends DurableObject<Env> {
     ctx.blockConcurrencyWhile(async () => {
       await this.alarms.load();
       this.reconcile();
+      // Events a crash or an eviction left unsent: again, with their ids (receivers deduplicate).
+      void this.outbox.resend();
     });
   }
 
@@ -136,6 +145,7 @@ export class PrRoom extends DurableObject<Env> {
       this.log.prune(now);
       this.connections.prune(now);
       this.timers.runDue(now);
+      this.outbox.retryDue(now);
       this.scheduleNext(now);
     });
     // Most wakes of an idle room are its alarm: a line per alarm keeps hibernation from losing counts.
@@ -150,6 +160,16 @@ export class PrRoom extends DurableObject<Env> {
       "rpcs",
       () => new Promise<PublishResult>((resolve) => this.membership.post(request.username, request.message, request.clientMessageId, (posted) => resolve({ ok: true, ...posted }))),
     );
+  }
+
+  /** A page of the room's history (HISTORY_RETENTION_DAYS), as `get-pr-room-history` answers it. */
+  history(before: number | undefined, limit: number): Promise<HistoryAck | Refusal> {
+    return this.meter.request("rpcs", () => this.membership.discussion.history(before, limit));
+  }
+
+  /** Deletes a message as a moderator (the HTTP API's `moderate` scope): any author's; `actor` is the token's subject. */
+  moderate(id: string, actor: string): Promise<DeleteAck | Refusal> {
+    return this.meter.request("rpcs", () => this.membership.discussion.remove(actor, id, true));
   }
 
   /** Fault injection (FAULT_INJECTION=on only): "restart" resets the object as a crash would. */
@@ -195,6 +215,7 @@ export class PrRoom extends DurableObject<Env> {
         this.log.nextPruneAt(now),
         this.connections.nextPruneAt(),
         this.timers.next(),
+        this.outbox.nextRetryAt(),
       ),
     );
   }

@@ -29,10 +29,16 @@ export type LogEvent =
   | "connection_stats"
   | "handler_error"
   | "config_error"
-  | "misconfigured";
+  | "misconfigured"
+  // Webhooks: the room's outbox (room/outbox.ts), the Worker's queue consumer (gateway/webhooks.ts).
+  | "webhook_send_failed"
+  | "webhook_dropped"
+  | "webhook_delivered"
+  | "webhook_failed"
+  | "webhook_dead";
 
 export function log(evt: LogEvent, fields: Record<string, string | number | boolean | undefined>): void {
   const line = JSON.stringify({ evt, ...fields });
-  if (evt === "handler_error" || evt === "config_error") console.error(line);
+  if (evt === "handler_error" || evt === "config_error" || evt === "webhook_dead") console.error(line);
   else console.log(line);
 }

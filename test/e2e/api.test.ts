@@ -27,7 +27,8 @@ const freshSubject = (name: string) => `${name}-${run}-${nextSubject++}`;
 
 beforeAll(async () => {
   // A short clock skew, so a token expired a minute ago is expired here.
-  worker = await wranglerDev("wrangler.toml", { vars: { AUTH_SECRET: SECRET, CLOCK_SKEW_SECONDS: "5" } });
+  // History on, so its page can be read over HTTP.
+  worker = await wranglerDev("wrangler.toml", { vars: { AUTH_SECRET: SECRET, CLOCK_SKEW_SECONDS: "5", HISTORY_RETENTION_DAYS: "7" } });
 });
 afterAll(async () => {
   closeAll();
@@ -52,7 +53,7 @@ interface Answer {
   body: any;
 }
 
-async function call(method: "GET" | "POST", path: string, init: { token?: string; json?: unknown; body?: BodyInit; headers?: Record<string, string> } = {}): Promise<Answer> {
+async function call(method: "GET" | "POST" | "DELETE", path: string, init: { token?: string; json?: unknown; body?: BodyInit; headers?: Record<string, string> } = {}): Promise<Answer> {
   const headers: Record<string, string> = { ...init.headers };
   if (init.token !== undefined) headers.Authorization = `Bearer ${init.token}`;
   let body = init.body;
@@ -104,6 +105,7 @@ describe("publish", () => {
       id: answer.body.id,
       seq: answer.body.seq,
       sentAt: expect.any(Number),
+      mentions: [],
     });
   });
 
@@ -162,6 +164,48 @@ describe("read", () => {
     expect(await readRoom(pr, { token: await token({ sub: freshSubject("dashboard"), scope: "read" }) })).toMatchObject({ status: 200, body: expected });
     expect(await readRoom(pr, { token: await publisher() })).toMatchObject({ status: 200, body: expected });
     socket.close();
+  });
+});
+
+describe("history and moderation", () => {
+  it("reads the room's history page by page, as get-pr-room-history answers, with scope read", async () => {
+    const pr = freshPr();
+    const subject = freshSubject("ci-bot");
+    const sent = [];
+    for (let n = 1; n <= 5; n++) sent.push((await publish(pr, { token: await publisher(subject), json: { message: `step ${n} @ann` } })).body);
+    const reader = await token({ sub: freshSubject("dashboard"), scope: "read" });
+    const latest = await call("GET", `/api/pull-requests/${pr}/messages?limit=2`, { token: reader });
+    expect(latest.status).toBe(200);
+    expect(latest.body).toEqual({
+      ok: true,
+      hasMore: true,
+      messages: [sent[3], sent[4]].map((m, i) => ({ pullRequestId: pr, username: subject, message: `step ${i + 4} @ann`, id: m.id, seq: m.seq, sentAt: expect.any(Number), mentions: ["ann"] })),
+    });
+    const rest = await call("GET", `/api/pull-requests/${pr}/messages?before=${sent[3].seq}`, { token: reader });
+    expect(rest.body.messages.map((m: any) => m.message)).toEqual(["step 1 @ann", "step 2 @ann", "step 3 @ann"]);
+    expect(rest.body.hasMore).toBe(false);
+    expect((await call("GET", `/api/pull-requests/${pr}/messages?limit=101`, { token: reader })).body).toEqual(refused("invalid_payload"));
+    expect((await call("GET", `/api/pull-requests/${pr}/messages?before=abc`, { token: reader })).status).toBe(400);
+  });
+
+  it("deletes any message with scope moderate: members hear it, history shows it deleted; other scopes may not", async () => {
+    const pr = freshPr();
+    const { socket } = await member(pr);
+    const deletions = collect<ServerPayload<"pr-room-message-deleted">>(socket as unknown as Socket, "pr-room-message-deleted");
+    const sent = (await publish(pr, { token: await publisher(), json: { message: "oops, a secret" } })).body;
+    const path = `/api/pull-requests/${pr}/messages/${sent.id}`;
+    for (const scope of ["publish", "read", "chat"]) {
+      expect((await call("DELETE", path, { token: await token({ sub: freshSubject("x"), scope }) })).status).toBe(403);
+    }
+    const moderator = await token({ sub: freshSubject("moderator"), scope: "moderate" });
+    const answer = await call("DELETE", path, { token: moderator });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ ok: true, id: sent.id, seq: sent.seq + 1 });
+    await until(() => deletions.length === 1, 5000, "the delete, live");
+    expect(deletions[0]).toEqual({ pullRequestId: pr, id: sent.id, seq: sent.seq + 1 });
+    const page = await call("GET", `/api/pull-requests/${pr}/messages`, { token: moderator });
+    expect(page.body.messages).toEqual([{ id: sent.id, seq: sent.seq, deleted: true }]);
+    expect(await call("DELETE", path, { token: moderator })).toMatchObject({ status: 404, body: refused("not_found") });
   });
 });
 
@@ -330,7 +374,15 @@ describe("OpenAPI document", () => {
     expect(result.valid).toBe(true);
     expect(validator.version).toBe("3.1");
 
-    expect(Object.keys(doc.paths).sort()).toEqual(["/api/openapi.json", "/api/pull-requests/{id}", "/api/pull-requests/{id}/messages"]);
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      "/api/openapi.json",
+      "/api/pull-requests/{id}",
+      "/api/pull-requests/{id}/messages",
+      "/api/pull-requests/{id}/messages/{messageId}",
+    ]);
+    expect(doc.paths["/api/pull-requests/{id}/messages"].get.security).toEqual([{ bearerAuth: ["read"] }]);
+    expect(doc.paths["/api/pull-requests/{id}/messages/{messageId}"].delete.security).toEqual([{ bearerAuth: ["moderate"] }]);
+    expect(Object.keys(doc.paths["/api/pull-requests/{id}/messages"].get.responses)).toContain("409");
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
     const post = doc.paths["/api/pull-requests/{id}/messages"].post;
     const get = doc.paths["/api/pull-requests/{id}"].get;

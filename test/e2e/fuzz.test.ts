@@ -300,7 +300,7 @@ describe.each(paths)("prototype keys on the %s path", (path) => {
       const frame = (await observer.take((f) => typeof f === "string" && f.startsWith('42["pr-room-message"'))) as string;
       expect(frame).not.toMatch(/polluted|__proto__|constructor|prototype|smuggled|forged/);
       const [, payload] = JSON.parse(frame.slice(2));
-      expect(Object.keys(payload).sort()).toEqual(["id", "message", "pullRequestId", "sentAt", "seq", "username"]);
+      expect(Object.keys(payload).sort()).toEqual(["id", "mentions", "message", "pullRequestId", "sentAt", "seq", "username"]);
       expect(payload).toMatchObject({ pullRequestId: pr, username: "proto", message: expected });
     }
     observer.emit("get-pr-room-users", { pullRequestId: pr }, 7);

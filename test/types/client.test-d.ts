@@ -9,7 +9,7 @@ import { connectToPullRequest, type ChatSocket, type ClientAck, type ClientToSer
 
 type ErrorCode = "invalid_payload" | "unknown_event" | "not_joined" | "username_mismatch" | "message_too_long"
   | "room_unavailable" | "room_full" | "too_many_rooms" | "too_many_connections" | "room_mismatch" | "rate_limited" | "forbidden"
-  | "messages_lost";
+  | "messages_lost" | "not_found" | "not_author" | "too_many_reactions" | "history_disabled";
 type Refusal = { ok: false; error: { code: ErrorCode; message: string } };
 
 // socket.io-client's io() takes no type arguments: the annotation types the socket.
@@ -40,6 +40,14 @@ export async function emits(): Promise<void> {
     expectTypeOf(ack).toEqualTypeOf<ClientAck<"send-message-to-pr-room">>();
   });
   socket.emit("typing", room, () => {});
+  socket.emit("get-pr-room-history", { pullRequestId: 123, before: 40, limit: 20 }, (page) => {
+    if (page.ok) expectTypeOf(page.hasMore).toEqualTypeOf<boolean>();
+  });
+  socket.emit("edit-pr-room-message", { pullRequestId: 123, id: "m1", message: "fixed" }, (ack) => ack.ok && expectTypeOf(ack.version).toEqualTypeOf<number>());
+  socket.emit("delete-pr-room-message", { pullRequestId: 123, id: "m1" }, () => {});
+  socket.emit("react-to-pr-room-message", { pullRequestId: 123, id: "m1", emoji: "👍", on: false }, () => {});
+  // @ts-expect-error a reaction names its message
+  socket.emit("react-to-pr-room-message", { pullRequestId: 123, emoji: "👍" }, () => {});
 
   // @ts-expect-error a payload without its username
   socket.emit("join-pr-room", { pullRequestId: 123 }, () => {});
@@ -62,9 +70,19 @@ export function listens(): void {
       id: string;
       seq: number;
       sentAt: number;
+      mentions: string[];
+      version?: number | undefined;
+      editedAt?: number | undefined;
     }>();
     expectTypeOf(offset).toEqualTypeOf<string | undefined>();
   });
+  socket.on("pr-room-message-edited", (edited, offset) => {
+    expectTypeOf(edited.version).toEqualTypeOf<number>();
+    expectTypeOf(edited.mentions).toEqualTypeOf<string[]>();
+    expectTypeOf(offset).toEqualTypeOf<string | undefined>();
+  });
+  socket.on("pr-room-message-deleted", (deleted) => expectTypeOf(deleted).toEqualTypeOf<{ pullRequestId: string | number; id: string; seq: number }>());
+  socket.on("pr-room-message-reactions", (changed) => expectTypeOf(changed.reactions).toEqualTypeOf<Record<string, string[]>>());
   socket.on("typing", (notice) => expectTypeOf(notice).toEqualTypeOf<{ pullRequestId: string | number; username: string }>());
   socket.on("stop-typing", (notice) => expectTypeOf(notice.username).toEqualTypeOf<string>());
   socket.on("pr-room-user-joined", (notice) => expectTypeOf(notice.username).toEqualTypeOf<string>());

@@ -97,3 +97,11 @@ describe("HTTP API with AUTH_SECRET", () => {
     expect((await app.request(`/api/pull-requests/${pr}`, { headers: other }, envWith())).status).toBe(200);
   });
 });
+
+describe("HTTP API history with history off (the default)", () => {
+  it("answers 409 history_disabled to a reader, as the socket event is refused", async () => {
+    const response = await app.request(`/api/pull-requests/${freshPr()}/messages?limit=5`, { headers: { Authorization: await bearer({ sub: freshSubject(), scope: "read" }) } }, envWith());
+    expect(response.status).toBe(409);
+    expect(await response.json()).toEqual({ ok: false, error: { code: "history_disabled", message: expect.stringContaining("HISTORY_RETENTION_DAYS") } });
+  });
+});

@@ -49,7 +49,7 @@ describe("scope on a socket's CONNECT", () => {
     expect(verified.ok && grants(verified.identity!, "chat")).toBe(true);
   });
 
-  it.each([...PROTOTYPE_WORDS, "admin", "Chat", "chat,publish", "moderate"])("refuses the unknown word %j as token_invalid, naming it", async (word) => {
+  it.each([...PROTOTYPE_WORDS, "admin", "Chat", "chat,publish", "moderator"])("refuses the unknown word %j as token_invalid, naming it", async (word) => {
     for (const scope of [word, `chat ${word}`]) {
       const verified = await atConnect({ scope });
       expect(verified, scope).toEqual({ ok: false, error: { message: expect.stringContaining(`unknown word ${JSON.stringify(word)}`), data: { code: "token_invalid" } } });
@@ -62,8 +62,8 @@ describe("scope on a socket's CONNECT", () => {
 });
 
 describe("scope words", () => {
-  it("are chat, publish and read, and only their own keys", () => {
-    expect(SCOPE_WORDS).toEqual(["chat", "publish", "read"]);
+  it("are chat, publish, read and moderate, and only their own keys", () => {
+    expect(SCOPE_WORDS).toEqual(["chat", "publish", "read", "moderate"]);
     for (const word of PROTOTYPE_WORDS) expect(isScopeWord(word), word).toBe(false);
   });
 
@@ -71,11 +71,12 @@ describe("scope words", () => {
     const granted = async (scope: string) => {
       const verified = await verifyToken(await token({ scope }), SECRET, config);
       if (!verified.ok) throw new Error(verified.message);
-      return (["chat", "publish", "read"] as const).filter((grant) => grants(verified.identity, grant));
+      return (["chat", "publish", "read", "moderate"] as const).filter((grant) => grants(verified.identity, grant));
     };
     expect(await granted("chat")).toEqual(["chat"]);
     expect(await granted("publish")).toEqual(["publish", "read"]);
     expect(await granted("read")).toEqual(["read"]);
+    expect(await granted("moderate")).toEqual(["read", "moderate"]);
     expect(await granted("chat publish")).toEqual(["chat", "publish", "read"]);
     expect(await granted("")).toEqual([]);
   });

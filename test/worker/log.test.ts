@@ -194,3 +194,34 @@ describe("LogWriter", () => {
     expect(result.events).not.toContain(expect.stringMatching(/^failed/));
   });
 });
+
+describe("RoomLog with history (HISTORY_RETENTION_DAYS)", () => {
+  const DAY = 86_400_000;
+  it("keeps messages for the retention, beyond the recovery window and count, and prunes them after", async () => {
+    const pr = freshPr();
+    const limits = { windowMs: 1000, maxEntries: 5, historyMs: 7 * DAY };
+    const now = Date.now();
+    await withLog(pr, limits, (log) => {
+      for (let n = 1; n <= 12; n++) log.append(entry(now, n));
+    });
+    // Past the window and over the count: all twelve stay, and read as pages.
+    expect(await withLog(pr, limits, (log) => (log.prune(now + DAY), log.size))).toBe(12);
+    expect(await withLog(pr, limits, (log) => log.page(undefined, 5).messages.map((m) => m.seq))).toEqual([8, 9, 10, 11, 12]);
+    expect(await withLog(pr, limits, (log) => log.page(8, 5))).toMatchObject({ hasMore: true });
+    expect(await withLog(pr, limits, (log) => (log.prune(now + 8 * DAY), [log.size, log.page(undefined, 5).messages.length]))).toEqual([0, 0]);
+    // The numbering goes on.
+    expect(await withLog(pr, limits, (log) => log.append(entry(now, 13)))).toBe(13);
+  });
+
+  it("empties a deleted message's row: its text is gone from storage", async () => {
+    const pr = freshPr();
+    const limits = { windowMs: 60_000, maxEntries: 100, historyMs: 0 };
+    const text = await runInDurableObject(room(pr), (_: PrRoom, state) => {
+      const log = new RoomLog(state.storage.sql, limits);
+      log.append({ at: Date.now(), id: "secret-id", username: "ann", message: "password: hunter2" });
+      log.change("delete", log.find("secret-id")!, "ann", Date.now());
+      return state.storage.sql.exec<{ message: string }>("SELECT message FROM log").toArray().map((row) => row.message);
+    });
+    expect(text.join("")).not.toContain("hunter2");
+  });
+});

@@ -84,6 +84,7 @@ describe("messages", () => {
         id: ack.id,
         seq: 1,
         sentAt: expect.any(Number),
+        mentions: [],
       });
     }
     a.close();
