@@ -1,15 +1,29 @@
 /**
  * The chat page: one pull request room, over socket.io-client. It connects directly to
- * its room (`query: { pullRequestId }`: the room's object holds the socket), shows who is
- * here, and after a reconnect either picks up exactly where it was (connection state
- * recovery: the missed messages arrive, once each) or says what could not be recovered.
+ * its room (`query: { pullRequestId }`: the room's object holds the socket; `?path=gateway`
+ * connects as the API document's client does, and joins), shows who is here, and after a
+ * reconnect either picks up exactly where it was (connection state recovery: the missed
+ * messages arrive, once each) or says what could not be recovered. When the server keeps
+ * history (HISTORY_RETENTION_DAYS), it also loads earlier messages, and offers editing and
+ * deleting one's own messages and reacting to any; edits, deletes, reactions and mentions
+ * are shown as they come either way.
  * Bundled with socket.io-client into public/app.js by scripts/build-web.mjs.
  *
  * User content only ever reaches the DOM through textContent.
  */
 import { io } from "socket.io-client";
 import { connectToPullRequest, type ChatSocket, type ClientPayload } from "../src/client.js";
-import type { ClientEventName, PresenceNotice, PrRoomError, PrRoomMessage, TypingNotice } from "../src/chat/events.js";
+import type {
+  ClientEventName,
+  HistoryItem,
+  MessageDeleted,
+  MessageEdited,
+  MessageReactions,
+  PresenceNotice,
+  PrRoomError,
+  PrRoomMessage,
+  TypingNotice,
+} from "../src/chat/events.js";
 
 // Event names, checked against the server's contract. src/chat/events.ts is imported for types only (its
 // values would bundle zod); of src/, only src/client.ts's connectToPullRequest (zod-free) is bundled.
@@ -19,6 +33,10 @@ const LEAVE = "leave-pr-room" satisfies ClientEventName;
 const TYPING = "typing" satisfies ClientEventName;
 const STOP_TYPING = "stop-typing" satisfies ClientEventName;
 const USERS = "get-pr-room-users" satisfies ClientEventName;
+const HISTORY = "get-pr-room-history" satisfies ClientEventName;
+const EDIT = "edit-pr-room-message" satisfies ClientEventName;
+const DELETE = "delete-pr-room-message" satisfies ClientEventName;
+const REACT = "react-to-pr-room-message" satisfies ClientEventName;
 
 /** Send `typing` at most this often while keys are pressed. */
 const TYPING_EVERY_MS = 2000;
@@ -30,6 +48,10 @@ const ACK_TIMEOUT_MS = 10_000;
 /** Messages kept on screen; older ones are dropped. */
 const MAX_MESSAGES = 500;
 const MAX_REJOINS = 5;
+/** Messages per "load earlier". */
+const HISTORY_PAGE = 30;
+/** The reaction picker's choice (any one emoji is accepted by the server). */
+const PICKER_EMOJI = ["👍", "👎", "😄", "🎉", "❤️", "👀"];
 
 type RoomRefOut = ClientPayload<typeof JOIN>;
 
@@ -41,6 +63,7 @@ const roomForm = $<HTMLFormElement>("room");
 const prInput = $<HTMLInputElement>("pr");
 const userInput = $<HTMLInputElement>("user");
 const logEl = $<HTMLElement>("log");
+const earlierButton = $<HTMLButtonElement>("earlier");
 const list = $<HTMLOListElement>("messages");
 const typingEl = $<HTMLParagraphElement>("typing");
 const peopleEl = $<HTMLUListElement>("people");
@@ -72,14 +95,17 @@ const query = new URLSearchParams(location.search);
 const token = query.get("token");
 /** `?transport=polling` for networks that break WebSockets (the default connects over WebSocket directly). */
 const transports = query.get("transport") === "polling" ? ["polling"] : ["websocket"];
+/** `?path=gateway`: connect naming no pull request, as the API document's client does (the Worker holds the socket). */
+const gateway = query.get("path") === "gateway";
 
 /**
  * A socket for one room: the URL names the pull request, so the room's own object holds
- * the connection (the direct path). A different room is a different connection.
+ * the connection (the direct path), unless `?path=gateway`. A different room is a different connection.
  */
 function connect(key: string): ChatSocket {
   // Typed from the server's own schemas (src/client.ts): a wrong payload does not compile.
-  const next = connectToPullRequest(location.origin, key, { transports, forceNew: true, ...(token ? { auth: { token } } : {}) });
+  const options = { transports, forceNew: true, ...(token ? { auth: { token } } : {}) };
+  const next: ChatSocket = gateway ? io(location.origin, options) : connectToPullRequest(location.origin, key, options);
   listen(next);
   return next;
 }
@@ -127,6 +153,9 @@ function listen(s: ChatSocket): void {
   s.io.on("reconnect_failed", () => current() && setState("disconnected", "gave up"));
   s.on("pr-room-error", (error) => current() && roomError(error));
   s.on("pr-room-message", (message) => current() && showMessage(message));
+  s.on("pr-room-message-edited", (edit) => current() && messageEdited(edit));
+  s.on("pr-room-message-deleted", (notice) => current() && messageDeleted(notice));
+  s.on("pr-room-message-reactions", (notice) => current() && reactionsChanged(notice));
   s.on("typing", (notice) => current() && theirTyping(notice, true));
   s.on("stop-typing", (notice) => current() && theirTyping(notice, false));
   s.on("pr-room-user-joined", (notice) => current() && presence(notice, true));
@@ -166,7 +195,11 @@ function chooseRoom(prValue: string, userValue: string): void {
   lastSeq = 0;
   everJoined = false;
   list.replaceChildren();
-  seen.clear();
+  shown.clear();
+  editing = null;
+  confirming = null;
+  loadingEarlier = false;
+  setHistory("");
   clearTyping();
   showPeople([]);
   showAlert("");
@@ -210,6 +243,7 @@ function join(target: Room): void {
       focusOnJoin = false;
       messageInput.focus();
     }
+    probeHistory(target);
   });
 }
 
@@ -270,7 +304,20 @@ function refreshPeople(target: Room): void {
 
 // ---- messages ---------------------------------------------------------------
 
-const seen = new Set<string>();
+/** A message on screen: what it says now, and its element. */
+interface Shown {
+  item: HTMLLIElement;
+  id: string;
+  username: string;
+  text: string;
+  mentions: string[];
+  version: number;
+  reactions: Record<string, string[]>;
+  deleted: boolean;
+}
+
+/** The messages on screen by id: a page never shows one twice. */
+const shown = new Map<string, Shown>();
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text: string): HTMLElementTagNameMap[K] {
@@ -280,38 +327,325 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, te
   return node;
 }
 
+function button(className: string, text: string, onClick: () => void, label = ""): HTMLButtonElement {
+  const node = el("button", className, text);
+  node.type = "button";
+  if (label) node.setAttribute("aria-label", label);
+  node.addEventListener("click", onClick);
+  return node;
+}
+
+const me = () => room?.ref.username ?? "";
+
 /** Says where the list has a hole: messages the room sent while this page was away, not recovered. */
 function showGap(count: number): void {
-  const note = el("li", "gap", `${count} message${count === 1 ? "" : "s"} sent while you were disconnected could not be recovered.`);
+  // Seqs count every room event: messages, and edits, deletes and reactions to them.
+  const note = el("li", "gap", `${count} message${count === 1 ? "" : "s"} or change${count === 1 ? "" : "s"} made while you were disconnected could not be recovered.`);
   note.setAttribute("role", "note");
+  // It stands just after the last seq seen: "load earlier" loads what came before it, above it.
+  note.dataset.seq = String(lastSeq + 1);
   list.append(note);
 }
 
 function showMessage(message: PrRoomMessage): void {
   // Dedupe by id: a recovery replays only what was missed, but a page never shows anything twice.
-  if (!room || canonical(message.pullRequestId) !== room.key || seen.has(message.id)) return;
-  seen.add(message.id);
+  if (!room || canonical(message.pullRequestId) !== room.key || shown.has(message.id)) return;
   lastSeq = Math.max(lastSeq, message.seq);
   typists.delete(message.username);
   renderTyping();
 
-  const own = message.username === room.ref.username;
-  const item = el("li", own ? "own" : "", "");
+  const own = message.username === me();
+  const atBottom = logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 48;
+  list.append(messageItem(message));
+  while (list.childElementCount > MAX_MESSAGES) {
+    const first = list.firstElementChild as HTMLElement;
+    shown.delete(first.dataset.id ?? "");
+    first.remove();
+    // What was dropped can be loaded again.
+    if (historyOn()) earlierButton.hidden = false;
+  }
+  if (atBottom || own) logEl.scrollTop = logEl.scrollHeight;
+}
+
+/** A message's element, as it is now (a history item may be edited, deleted, reacted to). */
+function messageItem(message: PrRoomMessage | HistoryItem): HTMLLIElement {
+  const item = el("li", "", "");
   item.dataset.id = message.id;
+  item.dataset.seq = String(message.seq);
+  const entry: Shown = { item, id: message.id, username: "", text: "", mentions: [], version: 1, reactions: {}, deleted: true };
+  shown.set(message.id, entry);
+  if ("deleted" in message) {
+    showDeleted(entry);
+    return item;
+  }
+  Object.assign(entry, { username: message.username, text: message.message, mentions: message.mentions, version: message.version ?? 1, deleted: false });
+  entry.reactions = ("reactions" in message && message.reactions) || {};
+  const own = message.username === me();
+  item.classList.toggle("own", own);
   const sentAt = new Date(message.sentAt);
   const time = el("time", "", timeFormat.format(sentAt));
   time.dateTime = sentAt.toISOString();
   time.title = sentAt.toLocaleString();
-  item.append(el("span", "who", message.username), ": ", el("span", "text", message.message), " ", time);
+  // Controls that change the stored message; shown only when the room keeps history (see index.html).
+  const actions = el("span", "actions", "");
+  actions.append(button("react-add", "React", () => togglePicker(entry), "Add a reaction"));
+  if (own) actions.append(button("edit", "Edit", () => startEdit(entry)), button("delete", "Delete", () => askDelete(entry)));
+  item.append(el("span", "who", message.username), ": ", el("span", "text", ""), el("span", "edited", "(edited)"), " ", time, actions, el("div", "reactions", ""));
+  renderText(entry);
+  renderReactions(entry);
+  return item;
+}
 
-  const atBottom = logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 48;
-  list.append(item);
-  while (list.childElementCount > MAX_MESSAGES) {
-    const first = list.firstElementChild as HTMLElement;
-    seen.delete(first.dataset.id ?? "");
-    first.remove();
+// Who a message addresses, as the server reads it (src/chat/mentions.ts): `@name` after anything but a letter or digit.
+const MENTION = /(?<![\p{L}\p{N}])@([\p{L}\p{N}_.-]+)/gu;
+const sameName = (a: string, b: string) => a.normalize("NFC").toLowerCase() === b.normalize("NFC").toLowerCase();
+const mentionsIn = (text: string) => [...new Set([...text.matchAll(MENTION)].map((match) => (match[1] ?? "").replace(/\.+$/, "")).filter(Boolean))];
+
+/** The message's text with its mentions (the server's `mentions`, found in the text) highlighted; yours more. */
+function renderText(entry: Shown): void {
+  const nodes: Array<Node | string> = [];
+  let end = 0;
+  for (const match of entry.text.matchAll(MENTION)) {
+    const name = (match[1] ?? "").replace(/\.+$/, "");
+    if (!name || !entry.mentions.includes(name)) continue;
+    nodes.push(entry.text.slice(end, match.index));
+    end = match.index + 1 + name.length;
+    nodes.push(el("span", sameName(name, me()) ? "mention me" : "mention", entry.text.slice(match.index, end)));
   }
-  if (atBottom || own) logEl.scrollTop = logEl.scrollHeight;
+  nodes.push(entry.text.slice(end));
+  const item = entry.item;
+  item.querySelector(".text")?.replaceChildren(...nodes);
+  const edited = item.querySelector<HTMLElement>(".edited");
+  if (edited) edited.hidden = entry.version <= 1;
+  item.classList.toggle("mentions-me", entry.username !== me() && entry.mentions.some((name) => sameName(name, me())));
+}
+
+/** Reactions under the message: emoji and count, yours pressed; a click takes yours back or adds it. */
+function renderReactions(entry: Shown): void {
+  const chips = Object.entries(entry.reactions).map(([emoji, users]) => {
+    const mine = users.includes(me());
+    const chip = button(mine ? "reaction mine" : "reaction", `${emoji} ${users.length}`, () => react(entry, emoji, !mine));
+    chip.dataset.emoji = emoji;
+    chip.title = users.join(", ");
+    chip.setAttribute("aria-pressed", String(mine));
+    return chip;
+  });
+  entry.item.querySelector(".reactions")?.replaceChildren(...chips);
+}
+
+function showDeleted(entry: Shown): void {
+  if (editing?.entry === entry) editing = null;
+  if (confirming?.entry === entry) confirming = null;
+  entry.deleted = true;
+  entry.reactions = {};
+  entry.item.className = entry.username && entry.username === me() ? "own deleted" : "deleted";
+  entry.item.replaceChildren(el("span", "tombstone", "message deleted"));
+}
+
+function messageEdited(edit: MessageEdited): void {
+  if (!room || canonical(edit.pullRequestId) !== room.key) return;
+  lastSeq = Math.max(lastSeq, edit.seq);
+  const entry = shown.get(edit.id);
+  // An older version than shown (this page's own edit, shown from its ack) changes nothing.
+  if (!entry || entry.deleted || edit.version < entry.version) return;
+  Object.assign(entry, { text: edit.message, version: edit.version, mentions: edit.mentions });
+  renderText(entry);
+}
+
+function messageDeleted(notice: MessageDeleted): void {
+  if (!room || canonical(notice.pullRequestId) !== room.key) return;
+  lastSeq = Math.max(lastSeq, notice.seq);
+  const entry = shown.get(notice.id);
+  if (entry && !entry.deleted) showDeleted(entry);
+}
+
+function reactionsChanged(notice: MessageReactions): void {
+  if (!room || canonical(notice.pullRequestId) !== room.key) return;
+  lastSeq = Math.max(lastSeq, notice.seq);
+  const entry = shown.get(notice.id);
+  if (!entry || entry.deleted) return;
+  entry.reactions = notice.reactions;
+  renderReactions(entry);
+}
+
+/** An answer that says no, or none in time: shown as the page shows every refusal. */
+function refused(what: string, error: Error | null, reply: { ok: true } | { ok: false; error: { code: string; message: string } } | undefined): boolean {
+  if (!error && reply?.ok) return false;
+  if (error || !reply || reply.ok) showAlert(`${what}: the server did not answer in time.`, "timeout");
+  else showAlert(`${what}: ${reply.error.message}`, reply.error.code);
+  return true;
+}
+
+// ---- history ----------------------------------------------------------------
+
+let loadingEarlier = false;
+
+/** "on", "off", or "" while not known: the page asks after every join. */
+function setHistory(state: "on" | "off" | ""): void {
+  document.documentElement.dataset.history = state;
+  if (state !== "on") earlierButton.hidden = true;
+}
+const historyOn = () => document.documentElement.dataset.history === "on";
+
+/** The oldest seq on screen (a message, or a gap's place), or just after the newest seq known. */
+function oldestSeq(): number {
+  const first = list.querySelector<HTMLElement>("li[data-seq]");
+  return first ? Number(first.dataset.seq) : lastSeq + 1;
+}
+
+/** Asks for one message before the oldest shown: the answer says whether history is on, and whether there is more. */
+function probeHistory(target: Room): void {
+  socket.timeout(ACK_TIMEOUT_MS).emit(HISTORY, { pullRequestId: target.ref.pullRequestId, before: oldestSeq(), limit: 1 }, (error, reply) => {
+    // No answer, or another refusal (rate_limited): what is known stays.
+    if (room !== target || error) return;
+    if (!reply.ok) return reply.error.code === "history_disabled" ? setHistory("off") : undefined;
+    setHistory("on");
+    earlierButton.hidden = reply.messages.length === 0;
+  });
+}
+
+earlierButton.addEventListener("click", () => {
+  if (!room || !joined || loadingEarlier) return;
+  const target = room;
+  loadingEarlier = true;
+  earlierButton.disabled = true;
+  earlierButton.textContent = "Loading…";
+  socket.timeout(ACK_TIMEOUT_MS).emit(HISTORY, { pullRequestId: target.ref.pullRequestId, before: oldestSeq(), limit: HISTORY_PAGE }, (error, reply) => {
+    if (room !== target) return;
+    loadingEarlier = false;
+    earlierButton.disabled = false;
+    earlierButton.textContent = "Load earlier messages";
+    if (refused("Could not load earlier messages", error, reply) || !reply.ok) return;
+    showAlert("");
+    showEarlier(reply.messages);
+    earlierButton.hidden = !reply.hasMore;
+  });
+});
+
+/** A page of history (oldest first, all before what is shown) above the list, keeping the view where it was. */
+function showEarlier(messages: HistoryItem[]): void {
+  const items = messages.filter((message) => !shown.has(message.id)).map(messageItem);
+  const fromBottom = logEl.scrollHeight - logEl.scrollTop;
+  list.prepend(...items);
+  logEl.scrollTop = logEl.scrollHeight - fromBottom;
+}
+
+// ---- editing, deleting, reacting -------------------------------------------
+
+/** The one message being edited, or confirmed for deletion, at a time. */
+let editing: { entry: Shown; form: HTMLFormElement } | null = null;
+let confirming: { entry: Shown; box: HTMLElement } | null = null;
+
+function startEdit(entry: Shown): void {
+  cancelEdit();
+  cancelDelete();
+  if (!room || entry.deleted) return;
+  const form = el("form", "editor", "");
+  const input = el("textarea", "", entry.text);
+  input.setAttribute("aria-label", "Edit message");
+  input.rows = Math.min(6, Math.max(2, entry.text.split("\n").length));
+  form.append(input, el("span", "hint", "Enter to save · Esc to cancel"));
+  const current = { entry, form };
+  editing = current;
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") cancelEdit();
+    else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (text === entry.text) return cancelEdit();
+    const target = room;
+    if (!target || input.disabled) return;
+    input.disabled = true;
+    socket.timeout(ACK_TIMEOUT_MS).emit(EDIT, { pullRequestId: target.ref.pullRequestId, id: entry.id, message: text }, (error, reply) => {
+      if (room !== target || editing !== current) return;
+      input.disabled = false;
+      if (refused("Not edited", error, reply) || !reply.ok) return input.focus();
+      showAlert("");
+      cancelEdit();
+      // Shown now; the room's pr-room-message-edited (the same version) follows, with the server's mentions.
+      if (!entry.deleted && reply.version > entry.version) {
+        Object.assign(entry, { text, version: reply.version, mentions: mentionsIn(text) });
+        renderText(entry);
+      }
+    });
+  });
+  entry.item.classList.add("editing");
+  entry.item.querySelector(".actions")?.before(form);
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+}
+
+function cancelEdit(): void {
+  if (!editing) return;
+  editing.form.remove();
+  editing.entry.item.classList.remove("editing");
+  editing = null;
+}
+
+function askDelete(entry: Shown): void {
+  cancelEdit();
+  cancelDelete();
+  const box = el("span", "confirm", "Delete this message? ");
+  box.setAttribute("role", "group");
+  const current = { entry, box };
+  const yes = button("confirm-delete", "Delete", () => {
+    const target = room;
+    if (!target) return;
+    yes.disabled = true;
+    socket.timeout(ACK_TIMEOUT_MS).emit(DELETE, { pullRequestId: target.ref.pullRequestId, id: entry.id }, (error, reply) => {
+      if (room !== target) return;
+      if (confirming === current) cancelDelete();
+      if (refused("Not deleted", error, reply)) return;
+      showAlert("");
+      if (!entry.deleted) showDeleted(entry);
+    });
+  });
+  const no = button("cancel", "Cancel", cancelDelete);
+  box.append(yes, " ", no);
+  box.addEventListener("keydown", (event) => event.key === "Escape" && cancelDelete());
+  confirming = current;
+  entry.item.classList.add("confirming");
+  entry.item.querySelector(".actions")?.after(box);
+  no.focus();
+}
+
+function cancelDelete(): void {
+  if (!confirming) return;
+  confirming.box.remove();
+  confirming.entry.item.classList.remove("confirming");
+  confirming = null;
+}
+
+function togglePicker(entry: Shown): void {
+  const open = entry.item.querySelector(".picker");
+  document.querySelectorAll(".picker").forEach((picker) => picker.remove());
+  if (open || entry.deleted) return;
+  const picker = el("span", "picker", "");
+  picker.setAttribute("role", "group");
+  picker.setAttribute("aria-label", "Pick a reaction");
+  for (const emoji of PICKER_EMOJI) {
+    picker.append(
+      button("pick", emoji, () => {
+        picker.remove();
+        react(entry, emoji, !(entry.reactions[emoji] ?? []).includes(me()));
+      }, `React with ${emoji}`),
+    );
+  }
+  entry.item.querySelector(".reactions")?.before(picker);
+}
+
+/** Adds (`on`) or takes back your reaction; the room's pr-room-message-reactions redraws it, here too. */
+function react(entry: Shown, emoji: string, on: boolean): void {
+  const target = room;
+  if (!target || entry.deleted) return;
+  socket.timeout(ACK_TIMEOUT_MS).emit(REACT, { pullRequestId: target.ref.pullRequestId, id: entry.id, emoji, on }, (error, reply) => {
+    if (room === target && !refused("Reaction not saved", error, reply)) showAlert("");
+  });
 }
 
 // ---- typing, theirs ---------------------------------------------------------

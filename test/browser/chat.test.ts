@@ -3,7 +3,10 @@
  * public/app.js through its [build] command): people on one pull request chat and
  * see each other type and come and go; other pull requests see nothing; a reload
  * re-joins; a dropped connection comes back with what it missed, or says what it could
- * not recover; refused sends show the server's reason.
+ * not recover; refused sends show the server's reason. With history on (a second server,
+ * HISTORY_RETENTION_DAYS=7), on the gateway path and on the direct path: earlier messages
+ * load page by page, one's own messages are edited and deleted, reactions are toggled, and
+ * mentions are highlighted, the other page seeing each change live.
  *
  * Uses Debian's Chromium (/usr/bin/chromium, or CHROMIUM_PATH); skipped without it.
  * UPDATE_SCREENSHOT=1 rewrites docs/screenshot.png.
@@ -12,7 +15,8 @@ import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { chromium, type Browser, type BrowserContext, type Frame, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { closeAll, collect, connected } from "../support/client.js";
+import { closeAll, collect, connected, type Socket } from "../support/client.js";
+import { paths, type PathName } from "../support/paths.js";
 import { serveWorker, type ServedWorker } from "../support/worker.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -23,6 +27,8 @@ if (!haveChromium) {
 
 const WAIT = 10_000;
 let worker: ServedWorker;
+/** The same settings, with history on. */
+let historyWorker: ServedWorker;
 let browser: Browser;
 let nextPr = 1;
 const freshPr = () => 7000 + nextPr++;
@@ -38,13 +44,19 @@ interface Shown {
 /** A page or one of its frames: the chat page, wherever it is shown. */
 type Chat = Page | Frame;
 
+/** Where a page connects: which server (history off by default), on which path (the page's default: direct). */
+interface Where {
+  server?: ServedWorker;
+  path?: PathName;
+}
+
 /** Opens the chat page for `user` on pull request `pr` in a fresh browser context (its own cookies, its own socket). */
-async function openChat(pr: number, user: string, viewport = { width: 400, height: 700 }): Promise<Page> {
-  const context = await browser.newContext({ viewport });
+async function openChat(pr: number, user: string, { server = worker, path = "direct" }: Where = {}): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 400, height: 700 } });
   contexts.push(context);
   const page = await context.newPage();
   page.on("pageerror", (error) => pageErrors.push(`${user}: ${error.message}`));
-  await page.goto(`${worker.url}/?pr=${pr}&user=${user}`);
+  await page.goto(`${server.url}/?pr=${pr}&user=${user}${path === "gateway" ? "&path=gateway" : ""}`);
   await joined(page);
   return page;
 }
@@ -75,15 +87,16 @@ async function send(chat: Chat, text: string): Promise<void> {
 
 describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
   beforeAll(async () => {
-    [worker, browser] = await Promise.all([
-      // The room's own typing expiry out of the way, so the page's stop-typing is what is seen.
-      // Short presence grace and recovery window, so departures and lost gaps show within a test.
-      // A page taken offline leaves its old connection half-open: the server sees it end at the
-      // next missed pong, so the heartbeat (2 s + 2 s) fits in the window, as the defaults do,
-      // and the window (8 s) outlasts socket.io-client's reconnection backoff (up to 5 s).
-      serveWorker({
-        vars: { TYPING_TIMEOUT_MS: "15000", PRESENCE_GRACE_MS: "500", RECOVERY_WINDOW_MS: "8000", PING_INTERVAL_MS: "2000", DIRECT_PING_INTERVAL_MS: "2000", PING_TIMEOUT_MS: "2000" },
-      }),
+    // The room's own typing expiry out of the way, so the page's stop-typing is what is seen.
+    // Short presence grace and recovery window, so departures and lost gaps show within a test.
+    // A page taken offline leaves its old connection half-open: the server sees it end at the
+    // next missed pong, so the heartbeat (2 s + 2 s) fits in the window, as the defaults do,
+    // and the window (8 s) outlasts socket.io-client's reconnection backoff (up to 5 s).
+    const vars = { TYPING_TIMEOUT_MS: "15000", PRESENCE_GRACE_MS: "500", RECOVERY_WINDOW_MS: "8000", PING_INTERVAL_MS: "2000", DIRECT_PING_INTERVAL_MS: "2000", PING_TIMEOUT_MS: "2000" };
+    [worker, historyWorker, browser] = await Promise.all([
+      serveWorker({ vars }),
+      // The default keeps no history, as the API document has it; the page then offers none of it.
+      serveWorker({ vars: { ...vars, HISTORY_RETENTION_DAYS: "7" } }),
       chromium.launch({
         executablePath: CHROMIUM,
         headless: true,
@@ -106,7 +119,7 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
   afterAll(async () => {
     closeAll();
     await browser?.close();
-    await worker?.close();
+    await Promise.all([worker?.close(), historyWorker?.close()]);
   });
 
   it("is served by the Worker: the page, its bundled script, and the Socket.IO endpoint behind them", async () => {
@@ -161,6 +174,11 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
     await expect.poll(() => shown(john), { timeout: WAIT }).toEqual(expected);
     await expect.poll(() => shown(jane), { timeout: WAIT }).toEqual(expected.map((m) => ({ ...m, own: !m.own })));
     expect(await jane.evaluate(() => ("hacked" in window) || document.querySelector("#messages img") !== null)).toBe(false);
+
+    // No history on this server: nothing to load, and no controls that change a stored message.
+    await expect.poll(() => jane.evaluate(() => document.documentElement.dataset.history), { timeout: WAIT }).toBe("off");
+    expect(await jane.locator("#earlier").isVisible()).toBe(false);
+    expect(await jane.locator("#messages .actions").first().isVisible()).toBe(false);
 
     // Blank input cannot be sent, by button or by Enter.
     await jane.locator("#message").fill("   ");
@@ -370,7 +388,7 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
     await expect.poll(() => Date.now() - wentAway, { timeout: 2 * WAIT, interval: 250 }).toBeGreaterThan(12_500);
     await jane.context().setOffline(false);
     await joined(jane);
-    await expect.poll(() => gaps(jane), { timeout: WAIT }).toEqual(["2 messages sent while you were disconnected could not be recovered."]);
+    await expect.poll(() => gaps(jane), { timeout: WAIT }).toEqual(["2 messages or changes made while you were disconnected could not be recovered."]);
     await send(john, "after");
     await expect.poll(() => shown(jane), { timeout: WAIT }).toEqual([
       { who: "johndoe", text: "before", own: false },
@@ -407,5 +425,193 @@ describe.skipIf(!haveChromium)("the chat page in Chromium", () => {
     await expect.poll(() => shown(ws), { timeout: WAIT }).toEqual(expected.map((m) => ({ ...m, own: !m.own })));
     // It never left polling.
     expect([...transports]).toEqual(["polling"]);
+  });
+
+  describe.each(paths)("with history on, on the %s path", (path, optionsFor) => {
+    const where: Where = { get server() { return historyWorker; }, path };
+    let nextHistoryPr = path === "gateway" ? 8000 : 8500;
+    const historyPr = () => nextHistoryPr++;
+
+    /** The page's messages with what the discussion adds: edited, deleted, reactions (`👍 2*`: yours among them). */
+    function items(chat: Chat) {
+      return chat.locator("#messages li").evaluateAll((lis) =>
+        lis.map((li) => ({
+          who: li.querySelector(".who")?.textContent ?? "",
+          text: li.classList.contains("deleted") ? `(${li.textContent})` : (li.querySelector(".text")?.textContent ?? ""),
+          edited: li.querySelector<HTMLElement>(".edited")?.hidden === false,
+          reactions: [...li.querySelectorAll(".reactions button")].map((b) => `${b.textContent}${b.classList.contains("mine") ? "*" : ""}`),
+        })),
+      );
+    }
+    const texts = async (chat: Chat) => (await items(chat)).map((item) => item.text);
+    const message = (chat: Chat, index: number) => chat.locator("#messages li").nth(index);
+    const historyOn = (chat: Chat) => chat.waitForFunction(() => document.documentElement.dataset.history === "on", null, { timeout: WAIT });
+
+    /** A client of the test's own on this path, joined as `username`, for messages the pages did not write. */
+    async function member(pr: number, username: string): Promise<Socket> {
+      const socket = await connected(historyWorker.url, optionsFor(pr));
+      expect(await socket.timeout(5000).emitWithAck("join-pr-room", { pullRequestId: pr, username })).toMatchObject({ ok: true });
+      return socket;
+    }
+
+    it("loads earlier messages page by page, each once, in order, as they are now", async () => {
+      const pr = historyPr();
+      const sockets: string[] = [];
+      const [john, jane] = await Promise.all([openChat(pr, "johndoe", where), openChat(pr, "janedoe", where)]);
+      await Promise.all([historyOn(john), historyOn(jane)]);
+      expect(await john.locator("#earlier").isVisible()).toBe(false); // a new room: nothing earlier
+
+      // 65 messages, more than two of the page's pages (30), from a bot with four connections
+      // (each stays within its burst of the rate limit), taking turns so that seq follows n.
+      const bots = await Promise.all([1, 2, 3, 4].map(() => member(pr, "reviewbot")));
+      const sent: Array<{ id: string }> = [];
+      for (let n = 1; n <= 65; n++) {
+        const reply = await bots[n % 4]!.timeout(5000).emitWithAck("send-message-to-pr-room", { pullRequestId: pr, username: "reviewbot", message: `message ${n}` });
+        expect(reply).toMatchObject({ ok: true });
+        sent.push(reply);
+      }
+      expect(await bots[0]!.timeout(5000).emitWithAck("edit-pr-room-message", { pullRequestId: pr, id: sent[1]!.id, message: "message 2, edited" })).toMatchObject({ ok: true, version: 2 });
+      expect(await bots[0]!.timeout(5000).emitWithAck("delete-pr-room-message", { pullRequestId: pr, id: sent[2]!.id })).toMatchObject({ ok: true });
+      await expect.poll(async () => (await texts(john)).slice(0, 3), { timeout: WAIT }).toEqual(["message 1", "message 2, edited", "(message deleted)"]);
+      await expect.poll(async () => (await texts(john)).length, { timeout: WAIT }).toBe(65);
+
+      // After a reload nothing is shown by itself; there is something earlier.
+      john.on("websocket", (socket) => sockets.push(socket.url()));
+      await john.reload();
+      await joined(john);
+      await historyOn(john);
+      expect(await texts(john)).toEqual([]);
+      await expect.poll(() => john.locator("#earlier").isVisible(), { timeout: WAIT }).toBe(true);
+      // The page took the path it was told to.
+      expect(sockets.map((url) => new URL(url).searchParams.get("pullRequestId"))).toEqual([path === "direct" ? String(pr) : null]);
+
+      await send(jane, "said after the reload");
+      await expect.poll(() => texts(john), { timeout: WAIT }).toEqual(["said after the reload"]);
+      let clicks = 0;
+      while (await john.locator("#earlier").isVisible()) {
+        await john.locator("#earlier").click();
+        clicks++;
+        await expect.poll(() => john.locator("#earlier").textContent(), { timeout: WAIT }).toBe("Load earlier messages");
+      }
+      expect(clicks).toBe(3); // 30, 30, 5
+      const expected = Array.from({ length: 65 }, (_, i) => `message ${i + 1}`);
+      expected[1] = "message 2, edited";
+      expected[2] = "(message deleted)";
+      const all = await items(john);
+      expect(all.map((item) => item.text)).toEqual([...expected, "said after the reload"]);
+      expect(all[1]).toEqual({ who: "reviewbot", text: "message 2, edited", edited: true, reactions: [] });
+      expect(all[2]).toEqual({ who: "", text: "(message deleted)", edited: false, reactions: [] });
+      expect(all.filter((item) => item.edited)).toHaveLength(1);
+      expect(await john.locator("#alert").textContent()).toBe("");
+      for (const bot of bots) bot.close();
+    });
+
+    it("edits and deletes only one's own messages; the other page sees each change live", async () => {
+      const pr = historyPr();
+      const [john, jane] = await Promise.all([openChat(pr, "johndoe", where), openChat(pr, "janedoe", where)]);
+      await Promise.all([historyOn(john), historyOn(jane)]);
+      await send(john, "helo");
+      await expect.poll(() => texts(jane), { timeout: WAIT }).toEqual(["helo"]);
+      await send(jane, "hi john");
+      await expect.poll(() => texts(john), { timeout: WAIT }).toEqual(["helo", "hi john"]);
+
+      // Edit and Delete on one's own message only; anyone may react.
+      for (const [chat, own, theirs] of [[john, 0, 1], [jane, 1, 0]] as const) {
+        expect(await message(chat, own).locator(".edit").isVisible()).toBe(true);
+        expect(await message(chat, own).locator(".delete").isVisible()).toBe(true);
+        expect(await message(chat, theirs).locator(".edit, .delete").count()).toBe(0);
+        expect(await message(chat, theirs).locator(".react-add").isVisible()).toBe(true);
+      }
+
+      // Escape cancels an edit.
+      await message(john, 0).locator(".edit").click();
+      const editor = message(john, 0).locator(".editor textarea");
+      expect(await editor.inputValue()).toBe("helo");
+      expect(await editor.evaluate((input) => input === document.activeElement)).toBe(true);
+      await editor.fill("never saved");
+      await editor.press("Escape");
+      expect(await message(john, 0).locator(".editor").count()).toBe(0);
+      expect((await items(john))[0]).toEqual({ who: "johndoe", text: "helo", edited: false, reactions: [] });
+
+      // A refused edit says why, and keeps the editor open.
+      await message(john, 0).locator(".edit").click();
+      await editor.fill("x".repeat(4001));
+      await editor.press("Enter");
+      await expect.poll(() => john.locator("#alert").textContent(), { timeout: WAIT }).toBe("Not edited: message is 4001 characters; the limit is 4000");
+      expect(await john.locator("#alert").getAttribute("data-code")).toBe("message_too_long");
+      expect(await editor.isEnabled()).toBe(true);
+
+      // Enter saves: both pages show the new text, marked edited; the mention in it is jane's.
+      await editor.fill("hello @janedoe");
+      await editor.press("Enter");
+      const edited = { who: "johndoe", text: "hello @janedoe", edited: true, reactions: [] };
+      await expect.poll(async () => (await items(john))[0], { timeout: WAIT }).toEqual(edited);
+      await expect.poll(async () => (await items(jane))[0], { timeout: WAIT }).toEqual(edited);
+      expect(await message(john, 0).locator(".editor").count()).toBe(0);
+      expect(await john.locator("#alert").textContent()).toBe("");
+      await expect.poll(() => message(jane, 0).locator(".mention.me").allTextContents(), { timeout: WAIT }).toEqual(["@janedoe"]);
+      expect(await message(john, 0).locator(".mention").allTextContents()).toEqual(["@janedoe"]);
+      expect(await message(john, 0).locator(".mention.me").count()).toBe(0);
+
+      // Delete asks first; Cancel keeps the message.
+      await message(john, 0).locator(".delete").click();
+      expect(await message(john, 0).locator(".confirm").textContent()).toBe("Delete this message? Delete Cancel");
+      await message(john, 0).locator(".confirm .cancel").click();
+      expect(await message(john, 0).locator(".confirm").count()).toBe(0);
+      expect(await message(john, 0).locator(".delete").isVisible()).toBe(true);
+      await message(john, 0).locator(".delete").click();
+      await message(john, 0).locator(".confirm-delete").click();
+      const after = ["(message deleted)", "hi john"];
+      await expect.poll(() => texts(john), { timeout: WAIT }).toEqual(after);
+      await expect.poll(() => texts(jane), { timeout: WAIT }).toEqual(after);
+      expect(await message(john, 0).locator("button").count()).toBe(0);
+      expect(await john.locator("#alert").textContent()).toBe("");
+    });
+
+    it("toggles reactions on both pages, and highlights mentions, yours more", async () => {
+      const pr = historyPr();
+      const [john, jane] = await Promise.all([openChat(pr, "johndoe", where), openChat(pr, "janedoe", where)]);
+      await Promise.all([historyOn(john), historyOn(jane)]);
+      const text = "@johndoe ship it? cc @carol, not ann@example.com <b>@mallory</b>";
+      await send(jane, text);
+      await expect.poll(() => texts(john), { timeout: WAIT }).toEqual([text]);
+      await expect.poll(() => texts(jane), { timeout: WAIT }).toEqual([text]);
+
+      // Mentions: highlighted on both pages; johndoe's own more, on his page only. Markup stays text.
+      expect(await message(john, 0).locator(".mention").allTextContents()).toEqual(["@johndoe", "@carol", "@mallory"]);
+      expect(await message(john, 0).locator(".mention.me").allTextContents()).toEqual(["@johndoe"]);
+      expect(await message(john, 0).getAttribute("class")).toContain("mentions-me");
+      expect(await message(jane, 0).locator(".mention").allTextContents()).toEqual(["@johndoe", "@carol", "@mallory"]);
+      expect(await message(jane, 0).locator(".mention.me").count()).toBe(0);
+      expect(await message(jane, 0).getAttribute("class")).not.toContain("mentions-me");
+      expect(await john.locator("#messages b").count()).toBe(0);
+
+      const reactions = async (chat: Chat) => (await items(chat))[0]!.reactions;
+      const both = async (forJohn: string[], forJane: string[]) => {
+        await expect.poll(() => reactions(john), { timeout: WAIT }).toEqual(forJohn);
+        await expect.poll(() => reactions(jane), { timeout: WAIT }).toEqual(forJane);
+      };
+      // The picker adds one; the page's own is highlighted.
+      await message(john, 0).locator(".react-add").click();
+      expect(await message(john, 0).locator(".picker button").allTextContents()).toEqual(["👍", "👎", "😄", "🎉", "❤️", "👀"]);
+      await message(john, 0).getByRole("button", { name: "React with 👍" }).click();
+      expect(await message(john, 0).locator(".picker").count()).toBe(0);
+      await both(["👍 1*"], ["👍 1"]);
+      // Clicking someone else's reaction joins it.
+      await message(jane, 0).locator(".reactions button", { hasText: "👍" }).click();
+      await both(["👍 2*"], ["👍 2*"]);
+      await message(jane, 0).locator(".react-add").click();
+      await message(jane, 0).getByRole("button", { name: "React with 🎉" }).click();
+      await both(["👍 2*", "🎉 1"], ["👍 2*", "🎉 1*"]);
+      // Clicking one's own takes it back.
+      await message(john, 0).locator(".reactions button", { hasText: "👍" }).click();
+      await both(["👍 1", "🎉 1"], ["👍 1*", "🎉 1*"]);
+      expect(await message(john, 0).locator(".reactions button", { hasText: "👍" }).getAttribute("aria-pressed")).toBe("false");
+      await message(jane, 0).locator(".reactions button", { hasText: "👍" }).click();
+      await message(jane, 0).locator(".reactions button", { hasText: "🎉" }).click();
+      await both([], []);
+      expect(await john.locator("#alert").textContent()).toBe("");
+      expect(await jane.locator("#alert").textContent()).toBe("");
+    });
   });
 });
