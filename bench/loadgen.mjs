@@ -1,9 +1,12 @@
-// Load generator: real socket.io-client connections (websocket transport, or long-polling
-// with --transport polling and in s1p) against one server.
+// Load generator against one server. Over WebSocket the load is driven by a light raw
+// Engine.IO/Socket.IO client (lib/raw-client.mjs), so that the server saturates before the client
+// does; socket.io-client drives long-polling (--transport polling and s1p), --drain=complete (it
+// needs socket.io-client's reconnection and recovery) and --client socketio.
 //
 //   node bench/loadgen.mjs --url http://127.0.0.1:8787 --scenario s1|s1p|s2|s3|connect [--quick]
 //        [--query "room={room}"] [--clients N] [--rooms N] [--duration S] [--rate N] [--window N]
-//        [--connect-concurrency N] [--transport websocket|polling]
+//        [--connect-concurrency N] [--transport websocket|polling] [--client raw|socketio]
+//        [--deflate on|off]
 //
 // stdout is JSON lines: {"event":"phase",...} as the run moves on (bench/run.mjs samples server CPU
 // and memory at those moments) and finally {"event":"result",...}. Logs go to stderr.
@@ -12,6 +15,7 @@
 import { io } from 'socket.io-client';
 import { parseArgs } from './lib/args.mjs';
 import { Histogram } from './lib/histogram.mjs';
+import { RawSocket, rawUrl, readDelivery } from './lib/raw-client.mjs';
 
 const SCENARIOS = {
   // 100 rooms of 10, 1 msg/s per client: 1,000 msgs/s in, 10,000 deliveries/s out.
@@ -55,6 +59,13 @@ const cfg = {
   transport: String(args.transport ?? base.transport ?? 'websocket'),
 };
 if (cfg.transport !== 'websocket' && cfg.transport !== 'polling') fail(`unknown transport ${cfg.transport}`);
+if (args.client !== undefined && args.client !== 'raw' && args.client !== 'socketio') fail(`unknown client ${args.client}`);
+// The raw client speaks WebSocket only and does not reconnect: the rest is socket.io-client's.
+const clientKind = cfg.transport === 'polling' || DRAIN_COMPLETE || args.client === 'socketio' ? 'socketio' : 'raw';
+// permessage-deflate only with --deflate on (socket.io-client's and browsers' default): workerd
+// then deflates every frame it sends and the reference does not, and the client pays to inflate
+// each (see lib/raw-client.mjs). Off, every server does the same work per frame.
+const deflate = args.deflate === 'on';
 const url = String(args.url ?? 'http://127.0.0.1:8787');
 const queryTemplate = typeof args.query === 'string' ? args.query : '';
 
@@ -111,33 +122,41 @@ const stats = {
 const tally = (obj, key) => { obj[key] = (obj[key] ?? 0) + 1; };
 let win = { start: Infinity, end: Infinity };
 
+// The server's extra query for this client's room (e.g. "room=123" for the floor).
+const queryString = (c) => queryTemplate.replaceAll('{room}', String(c.pullRequestId));
+
 function queryFor(c) {
-  if (!queryTemplate) return undefined;
-  const q = {};
-  for (const [k, v] of new URLSearchParams(queryTemplate)) q[k] = v.replaceAll('{room}', String(c.pullRequestId));
-  return q;
+  return queryTemplate ? Object.fromEntries(new URLSearchParams(queryString(c))) : undefined;
 }
 
-function onMessage(c, m) {
-  const t = now();
-  if (!m || typeof m.id !== 'string' || typeof m.sentAt !== 'number' || m.pullRequestId !== c.pullRequestId || typeof m.message !== 'string') {
-    stats.malformed++;
-    return;
-  }
+/**
+ * A received message as the checks need it: { pullRequestId, username, c, q, t, seq } (c, q, t
+ * from the loadgen's own message text), or 'malformed' / 'foreign'. The raw client reads these
+ * in place from the frame (readDelivery); this is the same from socket.io-client's decoded object.
+ */
+function deliveryOf(m) {
+  if (!m || typeof m.id !== 'string' || typeof m.sentAt !== 'number' || typeof m.message !== 'string') return 'malformed';
   let body;
-  try { body = JSON.parse(m.message); } catch { stats.foreign++; return; }
-  const sender = clients[body.c];
-  if (!sender || sender.username !== m.username) { stats.foreign++; return; }
+  try { body = JSON.parse(m.message); } catch { return 'foreign'; }
+  if (body === null || typeof body !== 'object') return 'foreign';
+  return { pullRequestId: m.pullRequestId, username: m.username, c: body.c, q: body.q, t: body.t, seq: m.seq };
+}
+
+function onDelivery(c, d) {
+  const t = now();
+  if (d === 'malformed' || (d !== 'foreign' && d.pullRequestId !== c.pullRequestId)) { stats.malformed++; return; }
+  const sender = d === 'foreign' ? undefined : clients[d.c];
+  if (!sender || sender.username !== d.username) { stats.foreign++; return; }
   stats.delivered++;
   if (t >= win.start && t <= win.end) stats.deliveredInWindow++;
-  stats.latency.record(t - body.t);
-  if (typeof m.seq === 'number') {
-    sender.roomSeq[body.q] = m.seq;
-    if (m.seq > c.newestSeq) c.newestSeq = m.seq;
+  stats.latency.record(t - d.t);
+  if (typeof d.seq === 'number') {
+    sender.roomSeq[d.q] = d.seq;
+    if (d.seq > c.newestSeq) c.newestSeq = d.seq;
   }
-  let track = c.from.get(body.c);
-  if (!track) c.from.set(body.c, (track = { next: 0, missing: new Set() }));
-  const q = body.q;
+  let track = c.from.get(d.c);
+  if (!track) c.from.set(d.c, (track = { next: 0, missing: new Set() }));
+  const q = d.q;
   if (q === track.next) track.next++;
   else if (q > track.next) {
     for (let s = track.next; s < q; s++) track.missing.add(s);
@@ -146,19 +165,48 @@ function onMessage(c, m) {
   else stats.duplicated++;
 }
 
+/**
+ * One client's connection, either kind, as { connected, recovered, emit(event, payload,
+ * timeoutMs, cb), close() }; `h` gets onConnect (again after a reconnect), onConnectError(reason),
+ * onDisconnect(reason) and onDelivery(delivery).
+ */
+function openSocketIo(c, h) {
+  const socket = io(url, {
+    transports: [cfg.transport],
+    forceNew: true, // one engine per client, as real browsers would have
+    // A dropped client must show up as loss, not be papered over; with --drain=complete it
+    // comes back as a real client does, recovered (owing nothing) or fresh (told, re-joined).
+    reconnection: DRAIN_COMPLETE,
+    timeout: CONNECT_TIMEOUT_MS,
+    query: queryFor(c),
+    perMessageDeflate: deflate ? { threshold: 1024 } : false,
+  });
+  socket.on('pr-room-message', (m) => h.onDelivery(deliveryOf(m)));
+  socket.on('connect_error', (e) => h.onConnectError(`connect_error: ${e.message}`));
+  socket.on('disconnect', (reason) => {
+    if (reason !== 'io client disconnect') h.onDisconnect(reason); // not our own close at the end
+  });
+  socket.on('connect', () => h.onConnect());
+  return {
+    get connected() { return socket.connected; },
+    get recovered() { return socket.recovered; },
+    emit: (event, payload, timeoutMs, cb) => socket.timeout(timeoutMs).emit(event, payload, cb),
+    close: () => socket.disconnect(),
+  };
+}
+
+function openRaw(c, h) {
+  return new RawSocket(rawUrl(url, queryString(c)), {
+    onConnect: h.onConnect,
+    onConnectError: h.onConnectError,
+    onDisconnect: h.onDisconnect,
+    onMessage: (frame) => h.onDelivery(readDelivery(frame)),
+  }, { deflate });
+}
+
 function connectOne(c) {
   return new Promise((resolve) => {
     const t0 = now();
-    const socket = io(url, {
-      transports: [cfg.transport],
-      forceNew: true, // one engine per client, as real browsers would have
-      // A dropped client must show up as loss, not be papered over; with --drain=complete it
-      // comes back as a real client does, recovered (owing nothing) or fresh (told, re-joined).
-      reconnection: DRAIN_COMPLETE,
-      timeout: CONNECT_TIMEOUT_MS,
-      query: queryFor(c),
-    });
-    c.socket = socket;
     let settled = false;
     const done = (err) => {
       if (settled) return;
@@ -167,6 +215,8 @@ function connectOne(c) {
       if (err) {
         stats.connect.failed++;
         tally(stats.connect.errors, err);
+        // Left open, it could still connect and join later, receiving what nobody counts it for.
+        c.socket?.close();
       } else {
         c.joined = true;
         stats.connect.joined++;
@@ -175,22 +225,24 @@ function connectOne(c) {
       resolve();
     };
     const timer = setTimeout(() => done('timeout'), CONNECT_TIMEOUT_MS);
-    socket.on('pr-room-message', (m) => onMessage(c, m));
-    socket.on('connect_error', (e) => done(`connect_error: ${e.message}`));
-    socket.on('disconnect', (reason) => {
-      if (!settled) return done(`disconnect: ${reason}`);
-      if (reason === 'io client disconnect') return; // our own close at the end
-      stats.disconnects++;
-      tally(stats.disconnectReasons, reason);
-    });
-    socket.on('connect', () => {
-      if (settled) return rejoin(c, socket);
-      socket.timeout(CONNECT_TIMEOUT_MS).emit('join-pr-room', { pullRequestId: c.pullRequestId, username: c.username }, (err, res) => {
-        if (err) done('join ack timeout');
-        else if (!res?.ok) done(`join rejected: ${res?.error?.code ?? JSON.stringify(res)}`);
-        else done();
-      });
-    });
+    const open = clientKind === 'raw' ? openRaw : openSocketIo;
+    const socket = (c.socket = open(c, {
+      onDelivery: (d) => onDelivery(c, d),
+      onConnectError: (reason) => done(reason),
+      onDisconnect: (reason) => {
+        if (!settled) return done(`disconnect: ${reason}`);
+        stats.disconnects++;
+        tally(stats.disconnectReasons, reason);
+      },
+      onConnect: () => {
+        if (settled) return rejoin(c, socket);
+        socket.emit('join-pr-room', { pullRequestId: c.pullRequestId, username: c.username }, CONNECT_TIMEOUT_MS, (err, res) => {
+          if (err) done('join ack timeout');
+          else if (!res?.ok) done(`join rejected: ${res?.error?.code ?? JSON.stringify(res)}`);
+          else done();
+        });
+      },
+    }));
   });
 }
 
@@ -201,7 +253,7 @@ function rejoin(c, socket) {
   // Until the join is answered (a join refused or unanswered leaves the client out of the room: owed nothing).
   const span = { after: c.newestSeq, upTo: Infinity, joining: true };
   c.excused.push(span);
-  socket.timeout(CONNECT_TIMEOUT_MS).emit('join-pr-room', { pullRequestId: c.pullRequestId, username: c.username }, (err, res) => {
+  socket.emit('join-pr-room', { pullRequestId: c.pullRequestId, username: c.username }, CONNECT_TIMEOUT_MS, (err, res) => {
     span.joining = false;
     if (!err && res?.ok && typeof res.seq === 'number') span.upTo = res.seq;
   });
@@ -244,7 +296,7 @@ function sendOne(c, sizes, onAck) {
   stats.expected += sizes.get(c.pullRequestId) ?? 0;
   c.inFlight++;
   const message = JSON.stringify({ c: c.i, q, t });
-  c.socket.timeout(ACK_TIMEOUT_MS).emit('send-message-to-pr-room', { pullRequestId: c.pullRequestId, username: c.username, message }, (err, res) => {
+  c.socket.emit('send-message-to-pr-room', { pullRequestId: c.pullRequestId, username: c.username, message }, ACK_TIMEOUT_MS, (err, res) => {
     c.inFlight--;
     if (err) stats.ackTimeouts++;
     else if (!res?.ok) tally(stats.ackErrors, res?.error?.code ?? 'bad_ack');
@@ -296,7 +348,12 @@ async function runLoad() {
   await sleep(durationMs);
   emit({ event: 'phase', phase: 'measure-end' });
   const cpu = process.cpuUsage(cpu0);
-  stats.loadgenCpuPct = Math.round(((cpu.user + cpu.system) / 1000 / durationMs) * 100);
+  const pct = (us) => Math.round((us / 1000 / durationMs) * 100);
+  stats.loadgenCpuPct = pct(cpu.user + cpu.system);
+  // The kernel's share (socket reads and writes) is what no client code can save.
+  stats.loadgenCpuSystemPct = pct(cpu.system);
+  // Per delivery: the client's cost whatever the throughput, to compare clients.
+  if (stats.deliveredInWindow > 0) stats.loadgenCpuUsPerMsg = (cpu.user + cpu.system) / stats.deliveredInWindow;
 
   const drainStart = now();
   let lastCount = -1, lastProgress = drainStart;
@@ -346,6 +403,8 @@ function finish(error, code = 0) {
   const result = {
     event: 'result',
     scenario: scenarioName,
+    client: clientKind,
+    deflate,
     url,
     query: queryTemplate || null,
     clients: cfg.clients,
@@ -381,9 +440,11 @@ function finish(error, code = 0) {
     drainS: stats.drainS !== undefined ? round(stats.drainS) : null,
     drainEndedBy: stats.drainEndedBy ?? null,
     loadgenCpuPct: stats.loadgenCpuPct ?? null,
+    loadgenCpuSystemPct: stats.loadgenCpuSystemPct ?? null,
+    loadgenCpuUsPerMsg: stats.loadgenCpuUsPerMsg !== undefined ? round(stats.loadgenCpuUsPerMsg) : null,
     error: error ?? null,
   };
-  for (const cl of clients) cl.socket?.disconnect();
+  for (const cl of clients) cl.socket?.close();
   emit(result);
   // Give the close frames a moment to leave, then exit even if a handle lingers.
   setTimeout(() => process.exit(code), 300).unref();
@@ -394,7 +455,7 @@ function round(v) {
 }
 
 try {
-  log(`url=${url} clients=${cfg.clients} rooms=${cfg.rooms} mode=${cfg.mode} duration=${cfg.duration}s`);
+  log(`url=${url} client=${clientKind} clients=${cfg.clients} rooms=${cfg.rooms} mode=${cfg.mode} duration=${cfg.duration}s`);
   await connectAll();
   if (stats.connect.joined === 0) finish('no client could connect and join', 1);
   else {

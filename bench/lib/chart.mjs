@@ -41,14 +41,17 @@ function panel({ x, y, w, h, title, scenarios, servers, value, log, unit }) {
 
 export function renderChart(report) {
   const servers = Object.keys(report.servers).filter((n) => report.servers[n].status === 'ok');
-  const scenarios = report.scenarios.filter((s) => servers.some((n) => report.servers[n].scenarios?.[s]?.result?.deliveredPerSec));
-  const result = (n, s) => report.servers[n].scenarios?.[s]?.result;
+  // Medians over the run's rounds (a single run's figure in results written before rounds existed).
+  const entry = (n, s) => report.servers[n].scenarios?.[s];
+  const delivered = (n, s) => entry(n, s)?.summary?.deliveredPerSec?.median ?? entry(n, s)?.result?.deliveredPerSec;
+  const p99 = (n, s) => entry(n, s)?.summary?.latencyP99Ms?.median ?? entry(n, s)?.result?.latencyMs?.p99;
+  const scenarios = report.scenarios.filter((s) => servers.some((n) => delivered(n, s)));
   const W = 860, H = 330;
   let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui,sans-serif" fill="#1f2328">`;
   svg += `<rect width="${W}" height="${H}" fill="#fff"/>`;
-  svg += `<text x="20" y="22" font-size="14" font-weight="700">PR-room bench, ${esc(report.mode)} run of ${esc(report.startedAt.slice(0, 10))} (${esc(report.observability.split(' ')[0])} observability, ${esc(report.pinning.split(':')[0])})</text>`;
-  svg += panel({ x: 30, y: 70, w: 380, h: 190, title: 'Delivered msgs/s (higher is better)', scenarios, servers, value: (n, s) => result(n, s)?.deliveredPerSec, log: true, unit: 'msgs/s' });
-  svg += panel({ x: 460, y: 70, w: 380, h: 190, title: 'p99 latency in ms (lower is better)', scenarios, servers, value: (n, s) => result(n, s)?.latencyMs?.p99, log: true, unit: 'ms' });
+  svg += `<text x="20" y="22" font-size="14" font-weight="700">PR-room bench, ${esc(report.mode)} run${report.rounds > 1 ? ` (medians of ${report.rounds} rounds)` : ''} of ${esc(report.startedAt.slice(0, 10))} (${esc(report.observability.split(' ')[0])} observability, ${esc(report.pinning.split(':')[0])})</text>`;
+  svg += panel({ x: 30, y: 70, w: 380, h: 190, title: 'Delivered msgs/s (higher is better)', scenarios, servers, value: delivered, log: true, unit: 'msgs/s' });
+  svg += panel({ x: 460, y: 70, w: 380, h: 190, title: 'p99 latency in ms (lower is better)', scenarios, servers, value: p99, log: true, unit: 'ms' });
   servers.forEach((n, i) => {
     const lx = 30 + (i % 4) * 205, ly = 300 + Math.floor(i / 4) * 16;
     svg += `<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${color(n)}"/><text x="${lx + 14}" y="${ly}" font-size="11">${esc(n)}</text>`;

@@ -15,13 +15,16 @@ export function killLoadgens() {
   for (const p of running) p.kill('SIGKILL');
 }
 
-export function runLoadgen({ server, scenario, quick, drain, cpu, logPath, capMs }) {
+export function runLoadgen({ server, scenario, quick, drain, client, deflate, cpu, logPath, capMs }) {
   const args = [join(ROOT, 'bench/loadgen.mjs'), '--url', server.url, '--scenario', scenario];
   if (quick) args.push('--quick');
   if (drain) args.push(`--drain=${drain}`);
+  if (client) args.push('--client', client);
+  if (deflate) args.push('--deflate', deflate);
   if (server.query) args.push('--query', server.query);
   const argv = cpu !== null ? ['taskset', '-c', String(cpu), NODE, ...args] : [NODE, ...args];
 
+  const t0 = performance.now();
   return new Promise((resolve) => {
     const proc = spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(proc);
@@ -42,7 +45,7 @@ export function runLoadgen({ server, scenario, quick, drain, cpu, logPath, capMs
       running.delete(proc);
       clearTimeout(killer);
       if (!result) result = { error: `loadgen exited (code ${code}, signal ${sig}) without a result` };
-      resolve({ result, server: serverCost(samples, result) });
+      resolve({ result, server: serverCost(samples, result), wallS: Math.round((performance.now() - t0) / 100) / 10 });
     });
   });
 }
