@@ -64,7 +64,7 @@ describe.each(paths)("on the %s path", (_path, optionsFor) => {
     for (const scope of [word, `chat ${word}`]) {
       const error = await refusal({ sub: freshUser("someone"), scope }, optionsFor(freshPr()));
       expect(error.data, scope).toEqual({ code: "token_invalid" });
-      expect(error.message, scope).toBe(`token claims: scope: unknown word ${JSON.stringify(word)} (known: chat, publish, read)`);
+      expect(error.message, scope).toBe(`token claims: scope: unknown word ${JSON.stringify(word)} (known: chat, publish, read, moderate)`);
     }
   });
 
@@ -103,7 +103,7 @@ describe("the HTTP API", () => {
     expect(response.headers.get("www-authenticate")).toContain('error="invalid_token"');
     expect(await response.json()).toEqual({
       ok: false,
-      error: { code: "token_invalid", message: `token claims: scope: unknown word ${JSON.stringify(word)} (known: chat, publish, read)` },
+      error: { code: "token_invalid", message: `token claims: scope: unknown word ${JSON.stringify(word)} (known: chat, publish, read, moderate)` },
     });
   });
 
