@@ -12,8 +12,12 @@
 import type { Traffic } from "../session/engine.js";
 import { log } from "../util/log.js";
 
-/** CPU milliseconds per unit, measured by `npm run cost` (docs/cost.md). */
-export const WORKER_CPU_MS = { request: 1.0, frame: 0.06 } as const;
+/**
+ * CPU milliseconds per unit, from `npm run cost` under local workerd (docs/cost.md): 0.32 to
+ * 0.37 ms a frame (an idle gateway's pings and pongs with their timers), 1.7 to 2.5 ms a
+ * request (an upgrade, a GET /healthz).
+ */
+export const WORKER_CPU_MS = { request: 2.0, frame: 0.35 } as const;
 
 export interface ConnectionUsage {
   roomFetches: number;

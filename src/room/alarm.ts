@@ -6,6 +6,9 @@
  */
 import type { ObjectMeter } from "../util/meter.js";
 
+/** An alarm this late has not merely been delayed by a busy object: it is gone. */
+export const LOST_AFTER_MS = 5_000;
+
 export class Alarm {
   /** What storage holds: null when no alarm is set. */
   private scheduled: number | null = null;
@@ -20,12 +23,21 @@ export class Alarm {
     this.scheduled = await this.storage.getAlarm();
   }
 
-  /** Makes sure the alarm fires at `at` or earlier. */
+  /**
+   * Makes sure the alarm fires at `at` or earlier. Never for a time already past: an alarm set
+   * from the alarm handler for the very millisecond it runs may never fire, and the room would
+   * then believe an alarm pending forever and wake no more. One that should have run more than
+   * LOST_AFTER_MS ago, and has not, is taken as lost and set again, to run at once.
+   */
   wake(at: number | undefined): void {
-    if (at === undefined || (this.scheduled !== null && this.scheduled <= at)) return;
-    this.scheduled = at;
+    if (at === undefined) return;
+    const now = Date.now();
+    const lost = this.scheduled !== null && this.scheduled < now - LOST_AFTER_MS;
+    if (!lost && this.scheduled !== null && this.scheduled <= at) return;
+    const next = lost ? now + 1 : Math.max(at, now + 1);
+    this.scheduled = next;
     this.meter.alarmSet();
-    void this.storage.setAlarm(at);
+    void this.storage.setAlarm(next);
   }
 
   /** The alarm fired: nothing is scheduled until `wake` says so. */

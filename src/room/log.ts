@@ -239,13 +239,13 @@ export class RoomLog {
     const byAge = now - this.keepMs;
     // Always a prefix, even if clocks stepped back: everything up to the newest expired entry goes.
     const cursor = this.sql.exec(
-      "DELETE FROM log WHERE seq <= MAX(?, (SELECT COALESCE(MAX(seq), 0) FROM log WHERE at < ?))",
+      "DELETE FROM log WHERE seq <= MAX(?, (SELECT COALESCE(MAX(seq), 0) FROM log WHERE at <= ?))",
       byCount,
       byAge,
     );
     // Client ids go by age only (see the top of this file), for the recovery window.
     const deleted = cursor.rowsWritten;
-    this.sql.exec("DELETE FROM sends WHERE at < ?", now - this.limits.windowMs);
+    this.sql.exec("DELETE FROM sends WHERE at <= ?", now - this.limits.windowMs);
     if (deleted === 0) return;
     // The counter must outlive the entries that carried it.
     this.saveHead();

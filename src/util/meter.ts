@@ -47,6 +47,8 @@ export class ObjectMeter {
   private holds = 0;
   private heldSince = 0;
   private loggedAt = 0;
+  /** A moment to report at once the object is idle (see `reportWhenIdle`). */
+  private pendingReport: string | undefined;
   /** The last cursor: its rows count once it has been read (at the next statement, or a report). */
   private cursor: SqlStorageCursor<Record<string, SqlStorageValue>> | undefined;
 
@@ -107,7 +109,16 @@ export class ObjectMeter {
     if (--this.holds > 0) return;
     const now = Date.now();
     this.usage.awakeMs += now - this.heldSince;
-    if (this.dirty && now - this.loggedAt >= STATS_EVERY_MS) this.report("busy", now);
+    const why = this.pendingReport;
+    this.pendingReport = undefined;
+    if (why !== undefined) this.report(why, now);
+    else if (this.dirty && now - this.loggedAt >= STATS_EVERY_MS) this.report("busy", now);
+  }
+
+  /** Reports `why` as soon as nothing holds the object awake any more (now, if nothing does), its awake time counted. */
+  reportWhenIdle(why: string): void {
+    if (this.holds === 0) return this.report(why);
+    this.pendingReport = why;
   }
 
   /** The units counted since this object started (in this instance: hibernation starts over). */

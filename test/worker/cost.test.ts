@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { PrRoom } from "../../src/room/pr-room.js";
+import { Alarm, LOST_AFTER_MS } from "../../src/room/alarm.js";
 import { ObjectMeter, type Usage } from "../../src/util/meter.js";
 import { until } from "../shared/until.js";
 import { call, member, PATHS } from "./raw-client.js";
@@ -159,5 +160,30 @@ describe("the meter", () => {
     meter.report("alarm");
     expect(lines.length).toBe(count); // nothing new: no line
     expect(meter.total.wsMessages).toBe(40);
+  });
+});
+
+describe("the room's alarm", () => {
+  it("is never set for a time already past, and one that was lost is set again", { timeout: 15_000 }, async () => {
+    const pr = freshPr();
+    await member(direct, pr, "ann").then((client) => client.close());
+    const result = await runInDurableObject(room(pr), async (_: PrRoom, state) => {
+      const alarm = new Alarm(state.storage, new ObjectMeter("room_stats", () => ({})));
+      await state.storage.deleteAlarm();
+      await alarm.load();
+      const before = Date.now();
+      alarm.wake(before - 1000);
+      const pastSetTo = await state.storage.getAlarm();
+      // As if that alarm never fired: storage has none, the object still counts on it.
+      await state.storage.deleteAlarm();
+      await new Promise((resolve) => setTimeout(resolve, LOST_AFTER_MS + 200));
+      alarm.wake(Date.now() + 60_000);
+      const lostSetTo = await state.storage.getAlarm();
+      return { before, pastSetTo, lostSetTo, now: Date.now() };
+    });
+    expect(result.pastSetTo).toBeGreaterThan(result.before);
+    // Set again to run at once, not in a minute.
+    expect(result.lostSetTo).not.toBeNull();
+    expect(result.lostSetTo!).toBeLessThanOrEqual(result.now + 1000);
   });
 });

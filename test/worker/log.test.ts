@@ -195,6 +195,22 @@ describe("LogWriter", () => {
   });
 });
 
+describe("RoomLog pruning at its own deadline", () => {
+  it("prunes an entry at exactly the time nextPruneAt named (else its alarm would find nothing to do)", async () => {
+    const pr = freshPr();
+    const limits = { windowMs: 1000, maxEntries: 100 };
+    const at = Date.now();
+    const [due, size] = await withLog(pr, limits, (log) => {
+      log.append(entry(at, 1));
+      const due = log.nextPruneAt(at)!;
+      log.prune(due);
+      return [due, log.size];
+    });
+    expect(due).toBe(at + 1000);
+    expect(size).toBe(0);
+  });
+});
+
 describe("RoomLog with history (HISTORY_RETENTION_DAYS)", () => {
   const DAY = 86_400_000;
   it("keeps messages for the retention, beyond the recovery window and count, and prunes them after", async () => {

@@ -5,7 +5,7 @@
  */
 import { listDurableObjectIds } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import app from "../../src/index.js";
 import { MAX_WAITING_FRAMES } from "../../src/gateway/polling/upgrade.js";
 import { until } from "../shared/until.js";
@@ -313,5 +313,24 @@ describe("what a client sends while its session moves", () => {
     client.send("5");
     client.send(`42["send-message-to-pr-room",${JSON.stringify({ pullRequestId: 1, username: "cy", message: "x".repeat(70_000) })}]`);
     expect(await client.waitClosed(5000)).toMatchObject({ code: 1009 });
+  });
+});
+
+describe("the session's bill", () => {
+  it("logs polling_stats when the session ends, with the time it was awake (it cannot hibernate while open)", async () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((line: unknown) => void lines.push(String(line)));
+    try {
+      const sid = await connected();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await post(sid, "1")).status).toBe(200);
+      await until(() => lines.some((line) => line.includes('"polling_stats"') && line.includes(sid)), 3000, "the session's polling_stats line");
+    } finally {
+      spy.mockRestore();
+    }
+    const stats = JSON.parse(lines.find((line) => line.includes('"polling_stats"'))!);
+    expect(stats).toMatchObject({ why: "end", fetches: expect.any(Number) });
+    expect(stats.fetches).toBeGreaterThanOrEqual(3);
+    expect(stats.awakeMs).toBeGreaterThanOrEqual(50);
   });
 });

@@ -45,7 +45,8 @@ export abstract class PollingObject<E = unknown> extends DurableObject<E> {
         opened: () => meter.hold(),
         ended: () => {
           meter.release();
-          meter.report("end");
+          // Ended inside a request: reported once that request is over, so its time counts too.
+          meter.reportWhenIdle("end");
         },
       });
     }
