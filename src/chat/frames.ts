@@ -2,7 +2,7 @@
  * The frames a room sends: finished Engine.IO messages for the chat namespace,
  * encoded once and sent as they are to every member.
  */
-import { CHAT_NAMESPACE, ServerEvent, type PrRoomMessage, type ServerEventName } from "./events.js";
+import { CHAT_NAMESPACE, type ServerEventName } from "./events.js";
 import { encodeMessage } from "../protocol/engineio.js";
 import { encodeAck, encodeEvent } from "../protocol/socketio.js";
 import { formatOffset } from "./offset.js";
@@ -19,10 +19,6 @@ export function eventFrame(event: ServerEventName, payload: unknown): string {
 export function roomEventFrame(roomKey: string, event: ServerEventName, payload: unknown, seq: number, withOffset: boolean): string {
   if (!withOffset) return eventFrame(event, payload);
   return encodeMessage(encodeEvent(CHAT_NAMESPACE, event, payload, formatOffset(new Map([[roomKey, seq]]))));
-}
-
-export function messageFrame(roomKey: string, payload: PrRoomMessage, withOffset: boolean): string {
-  return roomEventFrame(roomKey, ServerEvent.message, payload, payload.seq, withOffset);
 }
 
 export function ackFrame(ackId: number, payload: unknown): string {

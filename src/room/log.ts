@@ -178,11 +178,16 @@ export class RoomLog {
     if (seq >= this.head) return seq === this.head ? [] : undefined;
     if (!this.oldest || this.oldest.seq > seq + 1) return undefined;
     const rows = this.sql.exec<MessageRow & { kind: string }>(`SELECT ${MESSAGE_COLUMNS}, kind FROM log WHERE seq > ? ORDER BY seq`, seq).toArray();
-    const messages = new Map<string, StoredMessage>();
+    const messages = new Map<string, StoredMessage | undefined>();
     for (const row of rows) if (row.kind === "message") messages.set(row.id, storedMessage(row));
+    // A change to a message from before `seq` reads that message once, however many changes it had.
+    const earlier = (id: string) => {
+      if (!messages.has(id)) messages.set(id, this.find(id, true));
+      return messages.get(id);
+    };
     return rows.map((row) => {
       if (row.kind === "message") return { seq: row.seq, kind: "message", message: messages.get(row.id)! };
-      return { seq: row.seq, kind: row.kind as ChangeKind, id: row.id, message: messages.get(row.id) ?? this.find(row.id, true) };
+      return { seq: row.seq, kind: row.kind as ChangeKind, id: row.id, message: earlier(row.id) };
     });
   }
 

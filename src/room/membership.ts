@@ -12,14 +12,13 @@ import {
   type ErrorCode,
   type JoinAck,
   type PresenceNotice,
-  type PrRoomMessage,
   type Refusal,
   type SendAck,
   type TypingAck,
   type TypingNotice,
   type UsersAck,
 } from "../chat/events.js";
-import { ackFrame, eventFrame, messageFrame } from "../chat/frames.js";
+import { ackFrame, eventFrame } from "../chat/frames.js";
 import { LinkClose, type LinkCommand, type LinkRefusal } from "../chat/link.js";
 import { mentionsOf } from "../chat/mentions.js";
 import { TokenBucket } from "../chat/token-bucket.js";
@@ -88,25 +87,16 @@ export class Membership {
     this.discussion = new Discussion(room, {
       broadcast: (frame) => this.broadcast(frame),
       changed: (kind, message, seq, at) => {
-        if (kind === "reactions" || !room.outbox.enabled) return;
-        const { id, username, version, editedAt } = message;
-        // A delete's mentions are those of the text it deleted: whoever was notified can be told.
-        const data = { pullRequestId: room.pullRequestId, id, seq, username, mentions: mentionsOf(message.message), sentAt: message.at };
-        if (kind === "delete") return room.outbox.emit(logEventId(room.key, seq), "message.deleted", data, at);
-        room.outbox.emit(logEventId(room.key, seq), "message.edited", { ...data, message: message.message, version, editedAt: editedAt! }, at);
+        if (kind !== "reactions") this.messageEvent(kind === "edit" ? "message.edited" : "message.deleted", message, seq, at);
       },
     });
     this.writer = new LogWriter(room.log, {
       sync: () => room.sync(),
       logged: (entry) => {
-        this.broadcast(this.frameOf(entry));
+        this.broadcast(this.discussion.messageFrame(entry));
         room.alarms.wake(room.log.nextPruneAt(entry.at));
         room.meter.tally("messages");
-        if (room.outbox.enabled) {
-          const { id, seq, username, message, at } = entry;
-          const data = { pullRequestId: room.pullRequestId, id, seq, username, message, mentions: mentionsOf(message), sentAt: at };
-          room.outbox.emit(logEventId(room.key, seq), "message.created", data, at);
-        }
+        this.messageEvent("message.created", entry, entry.seq, entry.at);
       },
       failed: (error) => {
         log("handler_error", { pr: room.key, where: "log write", error: String(error) });
@@ -205,7 +195,7 @@ export class Membership {
     if (presence.arrive(member.username)) {
       this.announce(ServerEvent.userJoined, member.username, participant.ws);
       // The first person in a room nobody was in (not even within their grace).
-      if (presence.list().length === 1) this.roomEvent("room.occupied", member.username);
+      if (presence.size === 1) this.roomEvent("room.occupied", member.username);
     }
     log(plan.resumed ? "resume" : "join", plan.resumed ? { ...fields, replayed: plan.replay.length } : fields);
   }
@@ -264,7 +254,21 @@ export class Membership {
 
   /** Somebody left past their grace: if nobody is left, the room is empty now (`username` went last). */
   private vacated(username: string): void {
-    if (this.room.presence.list().length === 0) this.roomEvent("room.vacated", username);
+    if (this.room.presence.size === 0) this.roomEvent("room.vacated", username);
+  }
+
+  /**
+   * A message's webhook event (when webhooks are on): `seq` is the event's own. A delete's
+   * mentions are those of the text it deleted, so whoever was notified can be told.
+   */
+  private messageEvent(type: "message.created" | "message.edited" | "message.deleted", message: LogEntry & { version?: number; editedAt?: number | null }, seq: number, at: number): void {
+    const { outbox, key, pullRequestId } = this.room;
+    if (!outbox.enabled) return;
+    const data = { pullRequestId, id: message.id, seq, username: message.username, mentions: mentionsOf(message.message), sentAt: message.at };
+    const id = logEventId(key, seq);
+    if (type === "message.deleted") return outbox.emit(id, type, data, at);
+    if (type === "message.created") return outbox.emit(id, type, { ...data, message: message.message }, at);
+    outbox.emit(id, type, { ...data, message: message.message, version: message.version, editedAt: message.editedAt! }, at);
   }
 
   private roomEvent(type: "room.occupied" | "room.vacated", username: string): void {
@@ -337,10 +341,6 @@ export class Membership {
       if (first) return answer(first);
     }
     this.writer.post({ username, message, clientId: clientMessageId }, answer);
-  }
-
-  private frameOf(entry: LogEntry): string {
-    return this.discussion.messageFrame(entry);
   }
 
   private stopTyping(participant: Participant, member: Member): void {

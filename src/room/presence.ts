@@ -92,6 +92,11 @@ export class Presence {
     }
   }
 
+  /** How many users are present (announced, or within their grace). */
+  get size(): number {
+    return this.users.size;
+  }
+
   /** The usernames present, sorted. */
   list(): string[] {
     return [...this.users.keys()].sort();
