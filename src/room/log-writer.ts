@@ -25,6 +25,13 @@ export interface Posted {
 
 export type Answer = (posted: Posted) => void;
 
+/**
+ * Messages that may wait for the commit in flight. A commit takes milliseconds, so only a
+ * storage that stalls lets this many gather; past it a message is refused (its sender is told
+ * and may send it again), so memory stays bounded however long the stall.
+ */
+export const MAX_WAITING_MESSAGES = 1_000;
+
 export interface WriterHooks {
   /** Resolves once every write so far is durable (the storage's sync). */
   sync(): Promise<void>;
@@ -42,6 +49,7 @@ export class LogWriter {
   constructor(
     private readonly log: RoomLog,
     private readonly hooks: WriterHooks,
+    private readonly maxWaiting = MAX_WAITING_MESSAGES,
   ) {}
 
   /** Messages waiting for their write. */
@@ -49,17 +57,22 @@ export class LogWriter {
     return this.waiting.length;
   }
 
-  /** Logs and broadcasts `draft`, then answers; a resend of a message still waiting gets that one's answer. */
-  post(draft: Draft, answer: Answer): void {
+  /**
+   * Logs and broadcasts `draft`, then answers; a resend of a message still waiting gets that
+   * one's answer. False (nothing taken) while MAX_WAITING_MESSAGES wait already.
+   */
+  post(draft: Draft, answer: Answer): boolean {
     if (draft.clientId !== undefined) {
       const first = this.waiting.find((waiting) => waiting.draft.clientId === draft.clientId && waiting.draft.username === draft.username);
       if (first) {
         first.answers.push(answer);
-        return;
+        return true;
       }
     }
+    if (this.waiting.length >= this.maxWaiting) return false;
     this.waiting.push({ draft, answers: [answer] });
     if (!this.committing) this.flush();
+    return true;
   }
 
   private flush(): void {

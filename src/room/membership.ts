@@ -29,7 +29,7 @@ import type { ObjectMeter } from "../util/meter.js";
 import type { Alarm } from "./alarm.js";
 import type { Connections } from "./connections.js";
 import type { LogEntry, RoomLog } from "./log.js";
-import { LogWriter, type Answer } from "./log-writer.js";
+import { LogWriter, MAX_WAITING_MESSAGES } from "./log-writer.js";
 import { Discussion } from "./discussion.js";
 import type { Member, Participant } from "./member.js";
 import type { WebhookOutbox } from "./outbox.js";
@@ -304,7 +304,7 @@ export class Membership {
       case "msg":
         // A message ends its sender's typing; the attachment is written only when that changes.
         if (member.typingUntil !== 0) this.stopTyping(participant, member);
-        return this.post(member.username, command.message, command.cmid, (posted) => answer({ ok: true, ...posted } satisfies SendAck));
+        return this.post(member.username, command.message, command.cmid, answer);
       case "typing": {
         if (!this.typingBudget(member.username).take(Date.now())) {
           return answer(refusal("rate_limited", `${JSON.stringify(member.username)} is typing too often`));
@@ -334,13 +334,15 @@ export class Membership {
   /**
    * Numbers, logs and broadcasts a message, then `answer`s with its id and seq (see LogWriter:
    * possibly in a later turn); a repeated client id gets the first answer, and no broadcast.
+   * Refused `room_unavailable` while the room's storage has too many messages waiting.
    */
-  post(username: string, message: string, clientMessageId: string | undefined, answer: Answer): void {
+  post(username: string, message: string, clientMessageId: string | undefined, answer: (result: SendAck | Refusal) => void): void {
     if (clientMessageId !== undefined) {
       const first = this.room.log.byClientId(username, clientMessageId);
-      if (first) return answer(first);
+      if (first) return answer({ ok: true, ...first });
     }
-    this.writer.post({ username, message, clientId: clientMessageId }, answer);
+    const taken = this.writer.post({ username, message, clientId: clientMessageId }, (posted) => answer({ ok: true, ...posted }));
+    if (!taken) answer(refusal("room_unavailable", `${MAX_WAITING_MESSAGES} messages are waiting for the room's storage; send again shortly`));
   }
 
   private stopTyping(participant: Participant, member: Member): void {

@@ -158,7 +158,7 @@ export class PrRoom extends DurableObject<Env> {
   publish(request: PublishRequest): Promise<PublishResult> {
     return this.meter.request(
       "rpcs",
-      () => new Promise<PublishResult>((resolve) => this.membership.post(request.username, request.message, request.clientMessageId, (posted) => resolve({ ok: true, ...posted }))),
+      () => new Promise<PublishResult>((resolve) => this.membership.post(request.username, request.message, request.clientMessageId, resolve)),
     );
   }
 

@@ -241,3 +241,32 @@ describe("RoomLog with history (HISTORY_RETENTION_DAYS)", () => {
     expect(text.join("")).not.toContain("hunter2");
   });
 });
+
+describe("LogWriter's bound", () => {
+  it("refuses a message while MAX_WAITING messages wait for a stalled commit, takes a resend of a waiting one, and goes on once it commits", async () => {
+    const pr = freshPr();
+    const result = await runInDurableObject(room(pr), async (_: PrRoom, state) => {
+      const log = new RoomLog(state.storage.sql, { windowMs: 60_000, maxEntries: 1000 });
+      let commit: () => void = () => {};
+      const stalled = new Promise<void>((resolve) => (commit = resolve));
+      const writer = new LogWriter(log, { sync: () => stalled, logged: () => {}, failed: () => {} }, 3);
+      const answered: number[] = [];
+      const post = (n: number, clientId?: string) => writer.post({ username: "ann", message: `m${n}`, clientId }, ({ seq }) => answered.push(seq));
+      const taken = [post(1), post(2, "c2"), post(3), post(4)];
+      const full = post(5);
+      const resend = post(2, "c2");
+      commit();
+      await state.storage.sync();
+      while (writer.pending > 0) await state.storage.sync();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      const after = post(6);
+      return { taken, full, resend, after, answered };
+    });
+    // The first is written at once; three wait; the fourth waiting one is refused.
+    expect(result.taken).toEqual([true, true, true, true]);
+    expect(result.full).toBe(false);
+    expect(result.resend).toBe(true);
+    expect(result.after).toBe(true);
+    expect(result.answered).toEqual([1, 2, 2, 3, 4, 5]);
+  });
+});
